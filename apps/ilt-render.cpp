@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--family", ro.family, "Font family asked for first (fallback by coverage)")
       ->capture_default_str();
-  app.add_option("--font", fonts, "Font file to use (repeat; replaces the default set)");
+  app.add_option("--font", fonts, "Font file to use, FILE or FILE@HEX-HEX,... to use it only for those code points (repeat; replaces the default set)");
   app.add_option("--threads", threads, "Rendering threads (default: all cores)");
   app.add_option("--png-dir", png_dir, "Also write every image as DIR/NNNNNN_WORD.png");
   app.add_option("--text", text, "Render this one word (no shards) ...");

@@ -42,17 +42,47 @@ std::vector<std::string> default_font_files() {
       NOTO("NotoSansSymbols2-Regular.ttf"),
 #undef NOTO
       {"/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", "fonts-droid-fallback"},
+      // Hangul only: Nanum also has Han glyphs, which must not take over Chinese text.
+      {"/usr/share/fonts/truetype/nanum/NanumGothic.ttf@1100-11FF,3130-318F,A960-A97F,AC00-D7FF",
+       "fonts-nanum"},
       // Monochrome outline emoji: greyscale-friendly and scalable (colour bitmap emoji are not).
       {"/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf", "fonts-symbola"},
   };
   std::vector<std::string> out;
   for (const F& f : kFonts) {
-    if (::access(f.path, R_OK) != 0)
+    std::string file = parse_font_spec(f.path).file;
+    if (::access(file.c_str(), R_OK) != 0)
       fail("font file {} not found: install Debian's {} (scripts/install-deps.sh) or pass --font",
-           f.path, f.package);
+           file, f.package);
     out.push_back(f.path);
   }
   return out;
+}
+
+FontSpec parse_font_spec(const std::string& spec) {
+  FontSpec fs;
+  size_t at = spec.rfind('@');
+  fs.file = spec.substr(0, at);
+  if (at == std::string::npos) return fs;
+  std::string list = spec.substr(at + 1);
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string r = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t dash = r.find('-');
+    try {
+      size_t used = 0;
+      uint32_t a = uint32_t(std::stoul(r.substr(0, dash), &used, 16));
+      uint32_t b = dash == std::string::npos ? a : uint32_t(std::stoul(r.substr(dash + 1), nullptr, 16));
+      if (a > b || b > 0x10FFFF) throw std::out_of_range(r);
+      fs.ranges.push_back({a, b});
+    } catch (const std::exception&) {
+      fail("bad code point range '{}' in font spec '{}' (use FILE@HEX-HEX,HEX-HEX)", r, spec);
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return fs;
 }
 
 std::string visible_text(std::string_view word) {
@@ -77,7 +107,7 @@ static std::vector<std::string> resolve_fonts(const RenderOptions& o) {
 nlohmann::json render_manifest(const RenderOptions& o) {
   nlohmann::json fonts = nlohmann::json::array();
   for (const std::string& f : resolve_fonts(o))
-    fonts.push_back({{"file", f}, {"sha256", sha256_file(f)}});
+    fonts.push_back({{"font", f}, {"sha256", sha256_file(parse_font_spec(f).file)}});
   FT_Library ft;
   FT_Int ma = 0, mi = 0, pa = 0;
   if (FT_Init_FreeType(&ft) == 0) {
@@ -131,9 +161,7 @@ struct Renderer::Impl {
            opt.patch_width, opt.max_width, opt.font_px);
     // A private fontconfig world: only our font files, no system or user configuration.
     config = FcConfigCreate();
-    for (const std::string& f : resolve_fonts(opt))
-      if (!FcConfigAppFontAddFile(config, reinterpret_cast<const FcChar8*>(f.c_str())))
-        fail("cannot load font file {}", f);
+    for (const std::string& f : resolve_fonts(opt)) add_font(parse_font_spec(f));
     fontmap = pango_cairo_font_map_new_for_font_type(CAIRO_FONT_TYPE_FT);
     if (!fontmap) fail("Pango has no FreeType font map");
     pango_fc_font_map_set_config(PANGO_FC_FONT_MAP(fontmap), config);
@@ -153,6 +181,32 @@ struct Renderer::Impl {
     pango_font_description_free(fd);
     pango_context_set_language(context, pango_language_from_string("und"));
     canvas.resize(size_t(opt.max_width) * opt.height);
+  }
+
+  // Adds a font file; with ranges, the font claims only those code points (and no
+  // languages), so fallback picks it for nothing else.
+  void add_font(const FontSpec& fs) {
+    const auto* file = reinterpret_cast<const FcChar8*>(fs.file.c_str());
+    if (fs.ranges.empty()) {
+      if (!FcConfigAppFontAddFile(config, file)) fail("cannot load font file {}", fs.file);
+      return;
+    }
+    int count = 0;
+    FcPattern* pat = FcFreeTypeQuery(file, 0, nullptr, &count);
+    FcCharSet* full = nullptr;
+    if (!pat || FcPatternGetCharSet(pat, FC_CHARSET, 0, &full) != FcResultMatch)
+      fail("cannot load font file {}", fs.file);
+    FcCharSet* only = FcCharSetCreate();
+    for (auto [a, b] : fs.ranges)
+      for (uint32_t c = a; c <= b; ++c)
+        if (FcCharSetHasChar(full, c)) FcCharSetAddChar(only, c);
+    FcPatternDel(pat, FC_CHARSET);
+    FcPatternAddCharSet(pat, FC_CHARSET, only);
+    FcCharSetDestroy(only);
+    FcPatternDel(pat, FC_LANG);
+    FcFontSet* set = FcConfigGetFonts(config, FcSetApplication);
+    if (!set) fail("font {}: a font limited to code point ranges cannot come first", fs.file);
+    if (!FcFontSetAdd(set, pat)) fail("cannot add font {}", fs.file);
   }
 
   ~Impl() {
@@ -234,7 +288,10 @@ void Renderer::render(std::string_view word, WordImage* out) {
   int len = int(m.text.size());
 
   // Itemize (font fallback, script, bidi level), shape each item, order runs visually.
+  // The paragraph direction comes from the first strong character, as in PangoLayout.
+  G_GNUC_BEGIN_IGNORE_DEPRECATIONS
   PangoDirection dir = pango_find_base_dir(t, len);
+  G_GNUC_END_IGNORE_DEPRECATIONS
   if (dir == PANGO_DIRECTION_NEUTRAL) dir = PANGO_DIRECTION_LTR;
   GList* items = pango_itemize_with_base_dir(m.context, dir, t, 0, len, nullptr, nullptr);
   GList* visual = pango_reorder_items(items);

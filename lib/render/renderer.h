@@ -21,11 +21,20 @@ struct RenderOptions {
   int pad = 5;             // text starts at x = pad; width = text width + 2 * pad, rounded up
   int max_width = 512;     // wider words are cut at max_width (their right end is lost)
   std::string family = "Noto Sans";
-  std::vector<std::string> fonts;  // font files; empty: default_font_files()
+  // Font files, each "FILE" or "FILE@HEX-HEX,..." (use the font only for those code
+  // points). Empty: default_font_files().
+  std::vector<std::string> fonts;
 };
 
+struct FontSpec {
+  std::string file;
+  std::vector<std::pair<uint32_t, uint32_t>> ranges;  // empty: the whole font
+};
+FontSpec parse_font_spec(const std::string& spec);
+
 // The default font set: Noto Sans and its script companions from Debian's fonts-noto-core,
-// Droid Sans Fallback (CJK, fonts-droid-fallback) and Symbola (emoji and symbols,
+// Droid Sans Fallback (Han and kana, fonts-droid-fallback), Nanum Gothic (Hangul,
+// fonts-nanum) and Symbola (emoji and symbols,
 // fonts-symbola). Throws ilt::Error naming a missing file and its package.
 std::vector<std::string> default_font_files();
 

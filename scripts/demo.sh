@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole pipeline on the embedded demo corpus (UDHR in 20 languages). Outputs go to
+# demo-out/: shards of every stage, their summaries, and PNGs of rendered words.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh"
+bin=$root/build
+out=$root/demo-out
+mkdir -p "$out"
+cd "$root"
+
+echo "== segment: documents -> words"
+"$bin/ilt-segment" data/demo/udhr.jsonl --tag-field lang -o "$out/words.shard"
+"$bin/ilt-inspect" "$out/words.shard" > "$out/words.summary.txt"
+"$bin/ilt-inspect" "$out/words.shard" --dump 0:2 > "$out/words.sample.jsonl"
+
+echo "== render: distinct words -> images"
+"$bin/ilt-render" "$out/words.shard" -o "$out/images.shard"
+"$bin/ilt-inspect" "$out/images.shard" > "$out/images.summary.txt"
+
+echo "== pictures: demo-out/sheet.png, demo-out/scripts.png, demo-out/png/"
+"$bin/ilt-inspect" "$out/images.shard" --sheet "$out/sheet.png" --select 0:48 > /dev/null
+# One sample word per language, as a contact sheet and as single PNG files.
+words=()
+while IFS= read -r w; do words+=(--word "$w"); done < <(
+  "$bin/ilt-inspect" "$out/words.shard" --dump all | /usr/bin/python3 -c '
+import json, sys
+seen = set()
+for line in sys.stdin:
+    d = json.loads(line)
+    if d["tag"] not in seen and len(d["words"]) > 3:
+        seen.add(d["tag"]); print(d["words"][3])')
+"$bin/ilt-inspect" "$out/images.shard" "${words[@]}" --sheet "$out/scripts.png" --png-dir "$out/png" > /dev/null
+
+grep -E '"(documents|words|images)"' "$out/words.summary.txt" "$out/images.summary.txt" | sed 's/^/   /'
+echo "demo done: outputs in demo-out/"
