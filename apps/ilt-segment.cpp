@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
     nlohmann::json sources = nlohmann::json::array();
     uint64_t docs = 0, words = 0, bytes = 0, max_words = 0;
     std::vector<uint32_t> lens;
-    WordsDoc rec;
+    std::string rec;
     Document doc;
     for (const std::string& in : inputs) {
       DocumentReaderOptions o;
@@ -68,15 +68,8 @@ int main(int argc, char** argv) {
       while (reader.next(&doc)) {
         lens.clear();
         seg.segment(doc.text, &lens);
-        rec.id = doc.id;
-        rec.tag = doc.tag;
-        rec.words.resize(lens.size());
-        size_t at = 0;
-        for (size_t i = 0; i < lens.size(); ++i) {
-          rec.words[i].assign(doc.text, at, lens[i]);
-          at += lens[i];
-        }
-        writer.add(encode_words_doc(rec));
+        encode_words_doc(doc.id, doc.tag, doc.text, lens, &rec);
+        writer.add(rec);
         ++docs;
         words += lens.size();
         bytes += doc.text.size();

@@ -23,6 +23,20 @@ std::string encode_words_doc(const WordsDoc& doc) {
   return out;
 }
 
+void encode_words_doc(std::string_view id, std::string_view tag, std::string_view text,
+                      const std::vector<uint32_t>& lengths, std::string* out) {
+  out->clear();
+  put_varint(*out, id.size());
+  out->append(id);
+  put_varint(*out, tag.size());
+  out->append(tag);
+  put_varint(*out, lengths.size());
+  uint64_t total = 0;
+  for (uint32_t l : lengths) put_varint(*out, l), total += l;
+  if (total != text.size()) fail("words record '{}': word lengths sum to {}, text has {} bytes", id, total, text.size());
+  out->append(text);
+}
+
 void decode_words_doc(std::string_view rec, WordsDoc* doc) {
   ByteReader r(rec);
   doc->id.assign(r.bytes(r.varint()));

@@ -22,6 +22,9 @@ struct WordsDoc {
   std::string text() const;
 };
 std::string encode_words_doc(const WordsDoc& doc);
+// The same record from the text and its word lengths (no per-word strings).
+void encode_words_doc(std::string_view id, std::string_view tag, std::string_view text,
+                      const std::vector<uint32_t>& lengths, std::string* out);
 // Decodes into `doc` (reusing its storage). Throws ilt::Error on malformed input.
 void decode_words_doc(std::string_view rec, WordsDoc* doc);
 

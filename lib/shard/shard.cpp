@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "common/bytes.h"
@@ -43,6 +44,8 @@ struct BlockInfo {
 
 // ---------------------------------------------------------------------------- writer
 
+// Blocks are compressed on a background thread while the caller fills the next one, so
+// compression overlaps with the producing stage's own work. Output order is unchanged.
 struct ShardWriter::Impl {
   OutputFile out;
   ShardWriterOptions opt;
@@ -51,21 +54,39 @@ struct ShardWriter::Impl {
   uint64_t records = 0;
   std::vector<BlockInfo> blocks;
   bool finished = false;
+  // The block being compressed in the background: its records, raw size and result.
+  std::future<std::string> pending;
+  uint32_t pending_records = 0, pending_raw = 0;
 
   Impl(const std::string& path, ShardWriterOptions o) : out(path), opt(o) {}
+  ~Impl() {
+    if (pending.valid()) pending.wait();
+  }
 
-  void flush() {
-    if (block_records == 0) return;
-    std::string z = compress(block, opt.zstd_level, out.path());
-    if (block.size() >= kMaxBlock || z.size() >= kMaxBlock) fail("{}: block too large", out.path());
-    blocks.push_back({out.offset(), records - block_records, block_records});
+  void write_pending() {
+    if (!pending.valid()) return;
+    std::string z = pending.get();
+    if (z.size() >= kMaxBlock) fail("{}: block too large", out.path());
+    uint64_t first = blocks.empty() ? 0 : blocks.back().first + blocks.back().records;
+    blocks.push_back({out.offset(), first, pending_records});
     std::string head(kBlockMagic, 4);
-    put_u32(head, block_records);
-    put_u32(head, uint32_t(block.size()));
+    put_u32(head, pending_records);
+    put_u32(head, pending_raw);
     put_u32(head, uint32_t(z.size()));
     out.write(head);
     out.write(z);
-    block.clear();
+  }
+
+  void flush() {
+    if (block_records == 0) return;
+    if (block.size() >= kMaxBlock) fail("{}: block too large", out.path());
+    write_pending();
+    pending_records = block_records;
+    pending_raw = uint32_t(block.size());
+    pending = std::async(std::launch::async, [raw = std::move(block), level = opt.zstd_level,
+                                              path = out.path()] { return compress(raw, level, path); });
+    block = std::string();
+    block.reserve(opt.block_bytes + 1024);
     block_records = 0;
   }
 };
@@ -104,6 +125,7 @@ void ShardWriter::finish(const nlohmann::json& footer) {
   Impl& m = *impl_;
   if (m.finished) return;
   m.flush();
+  m.write_pending();
   uint64_t index_offset = m.out.offset();
   std::string idx;
   put_u64(idx, m.blocks.size());

@@ -1,0 +1,120 @@
+// ilt-bench: in-process throughput of the library's stages (the figures behind
+// scripts/bench-*.sh). Prints one JSON object per measurement on stdout.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <unordered_set>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "common/io.h"
+#ifdef ILT_HAVE_ICU
+#include "text/segment.h"
+#endif
+#ifdef ILT_HAVE_RENDER
+#include "render/render_words.h"
+#endif
+
+using namespace ilt;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Splits text into lines (documents) as ilt-segment's default input format does.
+std::vector<std::string_view> lines_of(const std::string& text) {
+  std::vector<std::string_view> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    if (nl > pos) out.push_back(std::string_view(text).substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ilt-bench: measure segmentation and rendering throughput in-process.\n"
+               "Example: ilt-bench --text corpus.txt --min-seconds 2"};
+  std::string text_path;
+  double min_seconds = 2.0;
+  size_t max_words = 200000;
+  std::vector<int> thread_counts;
+  app.add_option("--text", text_path, "Plain text, one document per line")->required();
+  app.add_option("--min-seconds", min_seconds, "Repeat each measurement for at least this long")
+      ->capture_default_str();
+  app.add_option("--max-render-words", max_words, "Distinct words to render at most")->capture_default_str();
+  app.add_option("--render-threads", thread_counts, "Thread counts for render scaling (default: 1 and all cores)");
+  CLI11_PARSE(app, argc, argv);
+
+  return run_tool("ilt-bench", [&]() -> int {
+    std::string text = read_all(text_path);
+    auto docs = lines_of(text);
+    size_t doc_bytes = 0;
+    for (auto d : docs) doc_bytes += d.size();
+    std::vector<std::string> distinct;
+#ifdef ILT_HAVE_ICU
+    {
+      Segmenter seg(SegmentOptions{30});
+      std::vector<uint32_t> lens;
+      size_t words = 0, reps = 0;
+      auto t0 = Clock::now();
+      do {
+        for (auto d : docs) {
+          lens.clear();
+          seg.segment(d, &lens);
+          words += lens.size();
+        }
+        ++reps;
+      } while (seconds_since(t0) < min_seconds);
+      double s = seconds_since(t0);
+      nlohmann::json r = {{"bench", "segment"}, {"file", text_path}, {"threads", 1},
+                          {"bytes", doc_bytes * reps}, {"seconds", s},
+                          {"mb_per_s", double(doc_bytes) * reps / s / 1e6},
+                          {"words_per_s", double(words) / s}};
+      fmt::print("{}\n", r.dump());
+      std::unordered_set<std::string_view> seen;
+      for (auto d : docs) {
+        lens.clear();
+        seg.segment(d, &lens);
+        size_t at = 0;
+        for (uint32_t l : lens) {
+          auto w = d.substr(at, l);
+          at += l;
+          if (distinct.size() < max_words && seen.insert(w).second) distinct.emplace_back(w);
+        }
+      }
+    }
+#else
+    fmt::print(stderr, "ilt-bench: segmentation skipped (built without ICU)\n");
+#endif
+#ifdef ILT_HAVE_RENDER
+    if (thread_counts.empty()) thread_counts = {1, default_threads()};
+    for (int threads : thread_counts) {
+      RenderPool pool(RenderOptions{}, threads);
+      std::vector<WordImage> images;
+      // Warm-up on a slice: font loading and first glyphs are start-up, not throughput.
+      std::vector<std::string> warm(distinct.begin(), distinct.begin() + std::min<size_t>(distinct.size(), 2000));
+      pool.render(warm, &images, nullptr);
+      size_t rendered = 0, reps = 0;
+      auto t0 = Clock::now();
+      do {
+        pool.render(distinct, &images, nullptr);
+        rendered += distinct.size();
+        ++reps;
+      } while (seconds_since(t0) < min_seconds);
+      double s = seconds_since(t0);
+      nlohmann::json r = {{"bench", "render"}, {"file", text_path}, {"threads", threads},
+                          {"distinct_words", distinct.size()}, {"seconds", s},
+                          {"words_per_s", double(rendered) / s},
+                          {"words_per_s_per_thread", double(rendered) / s / threads}};
+      fmt::print("{}\n", r.dump());
+    }
+#else
+    fmt::print(stderr, "ilt-bench: rendering skipped (built without Pango/Cairo)\n");
+#endif
+    return 0;
+  });
+}
