@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
       batch.clear();
       progress.update(distinct, "distinct words rendered");
     };
+    // The BOS word starts every document at packing time: every images shard has it, first.
+    seen.insert(std::string(1, '\x02'));
+    batch.push_back(std::string(1, '\x02'));
     nlohmann::json sources = nlohmann::json::array();
     WordsDoc doc;
     for (const std::string& in : inputs) {

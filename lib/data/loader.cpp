@@ -1,0 +1,277 @@
+#include "data/loader.h"
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+
+#include "common/error.h"
+#include "data/examples.h"
+#include "shard/records.h"
+#include "shard/shard.h"
+
+namespace ilt {
+
+namespace {
+std::string dir_of(const std::string& p) {
+  size_t s = p.rfind('/');
+  return s == std::string::npos ? std::string() : p.substr(0, s + 1);
+}
+
+// One examples shard and its vocabulary, held in memory.
+struct Source {
+  std::string path;
+  std::vector<std::string> records;  // encoded examples
+  std::vector<std::string> words;    // vocabulary: id -> word bytes
+  std::vector<WordImage> images;     // vocabulary: id -> image
+};
+}  // namespace
+
+struct DataLoader::Impl {
+  LoaderOptions opt;
+  std::vector<Source> sources;
+  std::vector<std::pair<uint32_t, uint64_t>> index;  // global id -> (source, record)
+  nlohmann::json meta;
+  int64_t T = 0, L = 0, H = 0, Wp = 0;
+
+  // Prefetching.
+  std::thread worker;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Batch> ready;
+  bool stop = false, done = false;
+  std::exception_ptr error;
+  LoaderState produce_state, consumed_state;
+
+  std::vector<uint64_t> order(uint64_t epoch) const {
+    std::vector<uint64_t> o(index.size());
+    for (uint64_t i = 0; i < o.size(); ++i) o[i] = i;
+    if (opt.shuffle) {
+      std::mt19937_64 rng(opt.seed * 0x9E3779B97F4A7C15ull + epoch);
+      for (size_t i = o.size(); i > 1; --i) std::swap(o[i - 1], o[rng() % i]);
+    }
+    return o;
+  }
+
+  void load(const std::string& path, bool first) {
+    Source src;
+    src.path = path;
+    ShardReader r(path, kKindExamples);
+    if (first) {
+      meta = r.header();
+      T = meta.at("params").at("max_word_length").get<int64_t>();
+      L = meta.at("params").at("max_seq_length").get<int64_t>();
+      H = meta.at("render").at("height").get<int64_t>();
+      Wp = meta.at("render").at("patch_width").get<int64_t>();
+    } else {
+      for (const char* k : {"max_word_length", "max_seq_length", "labels"})
+        if (r.header()["params"][k] != meta["params"][k])
+          fail("{}: packed with {} = {}, unlike {} ({})", path, k, r.header()["params"][k].dump(),
+               sources[0].path, meta["params"][k].dump());
+      if (r.header()["render"] != meta["render"])
+        fail("{}: its images were rendered with other settings than {}'s", path, sources[0].path);
+    }
+    std::string_view rec;
+    while (r.next(&rec)) src.records.emplace_back(rec);
+    std::string vocab_path = dir_of(path) + r.header().at("vocab").get<std::string>();
+    ShardReader v(vocab_path, kKindVocab);
+    while (v.next(&rec)) {
+      src.images.emplace_back();
+      try {
+        decode_word_image(rec, &src.images.back());
+      } catch (const Error& e) {
+        fail("{}: record {}: {}", vocab_path, v.next_index() - 1, e.what());
+      }
+      if (src.images.back().height != H || src.images.back().width % Wp != 0)
+        fail("{}: record {}: image {}x{} does not fit {}-pixel patches of height {}", vocab_path,
+             v.next_index() - 1, src.images.back().width, src.images.back().height, Wp, H);
+      src.words.push_back(src.images.back().word);
+    }
+    uint32_t s = uint32_t(sources.size());
+    for (uint64_t i = 0; i < src.records.size(); ++i) index.emplace_back(s, i);
+    sources.push_back(std::move(src));
+  }
+
+  Batch build(const std::vector<uint64_t>& ids) const {
+    const int64_t B = int64_t(ids.size());
+    std::vector<Example> exs(ids.size());
+    int64_t Lb = 1;
+    for (size_t b = 0; b < ids.size(); ++b) {
+      auto [s, i] = index.at(ids[b]);
+      try {
+        decode_example(sources[s].records[i], &exs[b]);
+      } catch (const Error& e) {
+        fail("{}: record {}: {}", sources[s].path, i, e.what());
+      }
+      for (uint32_t id : exs[b].word_ids)
+        if (id >= sources[s].words.size())
+          fail("{}: record {}: word id {} outside its vocabulary ({} words)", sources[s].path, i, id,
+               sources[s].words.size());
+      Lb = std::max<int64_t>(Lb, int64_t(exs[b].size()));
+    }
+    Batch out;
+    out.example_ids = ids;
+    auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+    out.word_bytes = torch::zeros({B, Lb, T}, u8);
+    out.decoder_input = torch::zeros({B, Lb, T}, u8);
+    out.decoder_target = torch::zeros({B, Lb, T}, u8);
+    out.word_mask = torch::zeros({B, Lb}, torch::kBool);
+    out.positions = torch::zeros({B, Lb}, torch::kInt64);
+    out.doc_ids = torch::full({B, Lb}, -1, torch::kInt32);
+    out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
+    out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
+    out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
+    uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
+    uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
+    uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
+    bool* wm = out.word_mask.data_ptr<bool>();
+    int64_t* pos = out.positions.data_ptr<int64_t>();
+    int32_t* doc = out.doc_ids.data_ptr<int32_t>();
+    int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
+    int32_t* tl = out.target_lengths.data_ptr<int32_t>();
+    int64_t* img = out.image_index.data_ptr<int64_t>();
+    // Distinct images of the batch, in order of first use: (source, vocab id) -> index.
+    std::unordered_map<uint64_t, int64_t> distinct;
+    std::vector<const WordImage*> images;
+    for (int64_t b = 0; b < B; ++b) {
+      const Example& ex = exs[b];
+      const Source& src = sources[index[ids[b]].first];
+      int64_t l = 0;
+      for (size_t d = 0; d < ex.docs.size(); ++d)
+        for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
+          pos[b * Lb + l] = ex.docs[d].first_position + k;
+          doc[b * Lb + l] = int32_t(d);
+        }
+      for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
+        for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
+      for (l = 0; l < int64_t(ex.size()); ++l) {
+        const int64_t bl = b * Lb + l;
+        wm[bl] = true;
+        uint32_t id = ex.word_ids[l];
+        std::string in = word_input_bytes(src.words[id], size_t(T));
+        std::memcpy(wb + bl * T, in.data(), in.size());
+        std::string_view label = cut_label(ex.labels[l], size_t(T));
+        di[bl * T] = kBos;
+        std::memcpy(di + bl * T + 1, label.data(), label.size());
+        std::memcpy(dt + bl * T, label.data(), label.size());
+        dt[bl * T + label.size()] = kEos;
+        tl[bl] = int32_t(label.size() + 1);
+        out.label_bytes += int64_t(label.size());
+        uint64_t key = (uint64_t(index[ids[b]].first) << 32) | id;
+        auto [it, fresh] = distinct.try_emplace(key, int64_t(images.size()));
+        if (fresh) images.push_back(&src.images[id]);
+        img[bl] = it->second;
+      }
+      out.words += int64_t(ex.size());
+    }
+    // Patches packed image after image, no padding to the widest image (NaViT style).
+    int64_t P = 0;
+    out.image_patch_counts = torch::empty({int64_t(images.size())}, torch::kInt64);
+    int64_t* counts = out.image_patch_counts.data_ptr<int64_t>();
+    for (size_t n = 0; n < images.size(); ++n) P += counts[n] = images[n]->width / Wp;
+    out.image_patches = torch::empty({P, H, Wp}, u8);
+    uint8_t* pp = out.image_patches.data_ptr<uint8_t>();
+    for (const WordImage* im : images)
+      for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
+        for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
+    return out;
+  }
+
+  // Batches from `state` on, in order; returns false when a finite pass is over.
+  bool next_ids(LoaderState* st, std::vector<uint64_t>* ids, std::vector<uint64_t>* ord, uint64_t* ord_epoch) {
+    ids->clear();
+    const uint64_t N = index.size();
+    if (N == 0) return false;
+    while (ids->size() < opt.batch_size) {
+      if (st->cursor >= N) {
+        if (!opt.infinite) break;
+        ++st->epoch;
+        st->cursor = 0;
+      }
+      if (*ord_epoch != st->epoch || ord->empty()) {
+        *ord = order(st->epoch);
+        *ord_epoch = st->epoch;
+      }
+      ids->push_back((*ord)[st->cursor++]);
+    }
+    return !ids->empty();
+  }
+
+  void run() {
+    try {
+      LoaderState st = produce_state;
+      std::vector<uint64_t> ids, ord;
+      uint64_t ord_epoch = ~0ull;
+      for (;;) {
+        uint64_t epoch = st.epoch;
+        if (st.cursor >= index.size() && opt.infinite) epoch = st.epoch + 1;
+        if (!next_ids(&st, &ids, &ord, &ord_epoch)) break;
+        Batch b = build(ids);
+        b.epoch = epoch;
+        b.next_state = st;
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return stop || int(ready.size()) < std::max(1, opt.prefetch); });
+        if (stop) return;
+        ready.push_back(std::move(b));
+        cv.notify_all();
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+    cv.notify_all();
+  }
+};
+
+DataLoader::DataLoader(const std::vector<std::string>& paths, LoaderOptions options, LoaderState start)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.opt = options;
+  if (m.opt.batch_size == 0) fail("batch size must be at least 1");
+  if (paths.empty()) fail("no examples shards given");
+  for (size_t i = 0; i < paths.size(); ++i) m.load(paths[i], i == 0);
+  if (start.cursor > m.index.size()) fail("loader state cursor {} past the {} examples", start.cursor, m.index.size());
+  m.produce_state = m.consumed_state = start;
+  m.worker = std::thread([&m] { m.run(); });
+}
+
+DataLoader::~DataLoader() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->worker.joinable()) impl_->worker.join();
+}
+
+std::optional<Batch> DataLoader::next() {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> lock(m.mu);
+  m.cv.wait(lock, [&] { return !m.ready.empty() || m.done; });
+  if (m.ready.empty()) {
+    if (m.error) std::rethrow_exception(m.error);
+    return std::nullopt;
+  }
+  Batch b = std::move(m.ready.front());
+  m.ready.pop_front();
+  m.consumed_state = b.next_state;
+  m.cv.notify_all();
+  return b;
+}
+
+LoaderState DataLoader::state() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->consumed_state;
+}
+uint64_t DataLoader::num_examples() const { return impl_->index.size(); }
+int64_t DataLoader::max_word_length() const { return impl_->T; }
+int64_t DataLoader::max_seq_length() const { return impl_->L; }
+const nlohmann::json& DataLoader::meta() const { return impl_->meta; }
+Batch DataLoader::build(const std::vector<uint64_t>& ids) const { return impl_->build(ids); }
+
+}  // namespace ilt

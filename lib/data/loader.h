@@ -1,0 +1,82 @@
+// The data loader: examples shards -> batches of LibTorch tensors, prefetched on a
+// background thread, infinite with a reshuffle per epoch, resumable exactly.
+//
+// Shapes: B examples, L words (the longest example of the batch), T = max word length,
+// N distinct word images in the batch, P their patches (H x W_p pixels each).
+#pragma once
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ilt {
+
+struct LoaderOptions {
+  size_t batch_size = 8;  // examples per batch
+  uint64_t seed = 0;
+  bool shuffle = true;    // reshuffle each epoch (seeded); false: shard order
+  bool infinite = true;   // false: one pass, the last batch may be smaller
+  int prefetch = 4;       // batches built ahead of the consumer
+};
+
+// Where the loader is: the next batch starts at example `cursor` of epoch `epoch`'s order.
+struct LoaderState {
+  uint64_t epoch = 0;
+  uint64_t cursor = 0;
+  nlohmann::json to_json() const { return {{"epoch", epoch}, {"cursor", cursor}}; }
+  static LoaderState from_json(const nlohmann::json& j) {
+    return {j.at("epoch").get<uint64_t>(), j.at("cursor").get<uint64_t>()};
+  }
+  bool operator==(const LoaderState& o) const { return epoch == o.epoch && cursor == o.cursor; }
+};
+
+struct Batch {
+  torch::Tensor word_bytes;      // [B, L, T] uint8: BOS + word + EOS, then PAD
+  torch::Tensor word_mask;       // [B, L] bool: a real word
+  torch::Tensor positions;       // [B, L] int64: position in its document (restarts per document)
+  torch::Tensor doc_ids;         // [B, L] int32: document piece within the row, -1 for padding
+  torch::Tensor prefix_ids;      // [B, L] int32: prefix-LM block within the row, -1 if none
+  torch::Tensor decoder_input;   // [B, L, T] uint8: BOS + label, then PAD
+  torch::Tensor decoder_target;  // [B, L, T] uint8: label + EOS, then PAD
+  torch::Tensor target_lengths;  // [B, L] int32: real target bytes (label + EOS); 0 for padding
+  torch::Tensor image_index;     // [B, L] int64: index into the batch's distinct images, -1 for padding
+  torch::Tensor image_patches;   // [P, H, W_p] uint8: patches of the distinct images, image after image
+  torch::Tensor image_patch_counts;  // [N] int64: patches per distinct image
+  int64_t words = 0;             // real words in the batch
+  int64_t label_bytes = 0;       // text bytes the targets encode (labels without EOS)
+  uint64_t epoch = 0;            // epoch of the batch's first example
+  LoaderState next_state;        // the loader's state after this batch
+  std::vector<uint64_t> example_ids;  // global example indices, for tests and debugging
+};
+
+class DataLoader {
+ public:
+  DataLoader(const std::vector<std::string>& examples_paths, LoaderOptions options, LoaderState start = {});
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // The next batch; nullopt at the end of a finite pass. Rethrows the builder's errors.
+  std::optional<Batch> next();
+  // State after the last batch next() returned (the start state before any).
+  LoaderState state() const;
+
+  uint64_t num_examples() const;
+  int64_t max_word_length() const;
+  int64_t max_seq_length() const;
+  // The first examples shard's header (params, render settings, label mode).
+  const nlohmann::json& meta() const;
+
+  // Builds the batch of the given global example ids directly (no thread, no state).
+  Batch build(const std::vector<uint64_t>& example_ids) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ilt

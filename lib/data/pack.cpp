@@ -1,0 +1,127 @@
+#include "data/pack.h"
+
+#include <random>
+
+#include "common/error.h"
+
+namespace ilt {
+
+LabelMode parse_label_mode(const std::string& s) {
+  if (s == "next-word") return LabelMode::NextWord;
+  if (s == "next-chars") return LabelMode::NextChars;
+  fail("unknown label mode '{}' (next-word, next-chars)", s);
+}
+
+const char* label_mode_name(LabelMode m) { return m == LabelMode::NextWord ? "next-word" : "next-chars"; }
+
+std::vector<std::string> with_bos(const std::vector<std::string>& words) {
+  std::vector<std::string> out;
+  out.reserve(words.size() + 1);
+  out.emplace_back(1, char(kBos));
+  out.insert(out.end(), words.begin(), words.end());
+  return out;
+}
+
+std::string label_for(const std::vector<std::string>& words, size_t j, LabelMode mode, size_t max_word_length) {
+  if (j + 1 >= words.size()) return {};
+  if (mode == LabelMode::NextWord) return std::string(cut_label(words[j + 1], max_word_length));
+  std::string next;
+  for (size_t k = j + 1; k < words.size() && next.size() < max_word_length; ++k) next += words[k];
+  return std::string(cut_label(next, max_word_length));
+}
+
+bool is_validation(const std::string& text, double fraction) {
+  if (fraction <= 0) return false;
+  if (fraction >= 1) return true;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  h ^= h >> 33;  // mix the low bits, which FNV leaves weak
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return double(h >> 11) / double(1ull << 53) < fraction;
+}
+
+void shuffle_examples(std::vector<Example>* examples, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (size_t i = examples->size(); i > 1; --i) std::swap((*examples)[i - 1], (*examples)[rng() % i]);
+}
+
+std::vector<std::string> renumber_vocab(std::vector<Example>* examples, const std::vector<std::string>& vocab) {
+  std::vector<int64_t> map(vocab.size(), -1);
+  std::vector<std::string> out;
+  for (Example& ex : *examples)
+    for (uint32_t& id : ex.word_ids) {
+      if (map[id] < 0) {
+        map[id] = int64_t(out.size());
+        out.push_back(vocab[id]);
+      }
+      id = uint32_t(map[id]);
+    }
+  return out;
+}
+
+Packer::Packer(PackOptions options, std::function<void(const std::string&)> warn)
+    : opt_(options), warn_(std::move(warn)) {
+  if (opt_.max_seq_length < 1) fail("--max-seq-length must be at least 1");
+  if (opt_.max_word_length < 3) fail("--max-word-length must be at least 3 (BOS, one byte, EOS)");
+}
+
+uint32_t Packer::id_of(const std::string& w) {
+  auto [it, fresh] = ids_.try_emplace(w, uint32_t(vocab_.size()));
+  if (fresh) vocab_.push_back(w);
+  return it->second;
+}
+
+void Packer::start_example() { examples_.emplace_back(); }
+
+void Packer::add(const std::vector<std::string>& words, const std::string& tag, const std::string& id) {
+  const size_t n = words.size();
+  if (n == 0) return;
+  ++documents_;
+  words_ += n;
+  // Prefix-LM blocks in document coordinates: ShiftOut ... ShiftIn, markers included.
+  std::vector<PrefixBlock> blocks;
+  int64_t open = -1;
+  auto warn = [&](const std::string& m) {
+    ++warnings_;
+    if (warn_) warn_(m);
+  };
+  for (size_t j = 0; j < n; ++j) {
+    if (words[j].size() != 1) continue;
+    if (words[j][0] == char(kShiftOut)) {
+      if (open >= 0) warn(fmt::format("document {}: ShiftOut at word {} inside an open block (from word {}); ignored", id, j, open));
+      else open = int64_t(j);
+    } else if (words[j][0] == char(kShiftIn)) {
+      if (open < 0) {
+        warn(fmt::format("document {}: ShiftIn at word {} without ShiftOut; ignored", id, j));
+      } else {
+        blocks.push_back({uint32_t(open), uint32_t(j + 1)});
+        open = -1;
+      }
+    }
+  }
+  if (open >= 0) warn(fmt::format("document {}: ShiftOut at word {} is never closed; ignored", id, open));
+
+  size_t pos = 0;
+  if (!opt_.packing || examples_.empty()) start_example();
+  while (pos < n) {
+    if (examples_.back().size() >= opt_.max_seq_length) start_example();
+    Example& ex = examples_.back();
+    size_t take = std::min(opt_.max_seq_length - ex.size(), n - pos);
+    uint32_t base = uint32_t(ex.size());
+    ex.docs.push_back({uint32_t(take), uint32_t(pos), uint32_t(n), tag});
+    for (size_t j = pos; j < pos + take; ++j) {
+      ex.word_ids.push_back(id_of(words[j]));
+      ex.labels.push_back(label_for(words, j, opt_.labels, opt_.max_word_length));
+    }
+    for (const PrefixBlock& b : blocks) {
+      size_t lo = std::max<size_t>(b.begin, pos), hi = std::min<size_t>(b.end, pos + take);
+      if (hi > lo + 1) ex.prefix_blocks.push_back({uint32_t(base + lo - pos), uint32_t(base + hi - pos)});
+    }
+    pos += take;
+  }
+}
+
+std::vector<Example>& Packer::examples() { return examples_; }
+
+}  // namespace ilt

@@ -1,0 +1,66 @@
+// Packing documents (lists of words) into fixed-length training examples.
+#pragma once
+#include <functional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "data/examples.h"
+
+namespace ilt {
+
+enum class LabelMode { NextWord, NextChars };
+LabelMode parse_label_mode(const std::string& s);
+const char* label_mode_name(LabelMode m);
+
+struct PackOptions {
+  LabelMode labels = LabelMode::NextWord;
+  size_t max_word_length = 32;  // bytes per word and per label, BOS/EOS included
+  size_t max_seq_length = 128;  // words per example
+  bool packing = true;          // concatenate documents into full sequences
+};
+
+// Documents must already start with their BOS word (see with_bos()).
+// Warnings (unmatched ShiftOut/ShiftIn) go to `warn`.
+class Packer {
+ public:
+  explicit Packer(PackOptions options, std::function<void(const std::string&)> warn = {});
+
+  // Adds one document. `id` names it in warnings.
+  void add(const std::vector<std::string>& words, const std::string& tag, const std::string& id);
+  // The examples so far, in the order they were filled. Word ids index vocab().
+  std::vector<Example>& examples();
+  const std::vector<std::string>& vocab() const { return vocab_; }
+  uint64_t documents() const { return documents_; }
+  uint64_t words() const { return words_; }
+  uint64_t warnings() const { return warnings_; }
+
+ private:
+  uint32_t id_of(const std::string& w);
+  void start_example();
+  PackOptions opt_;
+  std::function<void(const std::string&)> warn_;
+  std::vector<Example> examples_;
+  std::vector<std::string> vocab_;
+  std::unordered_map<std::string, uint32_t> ids_;
+  uint64_t documents_ = 0, words_ = 0, warnings_ = 0;
+};
+
+// The document's words with the BOS word ("\x02") in front.
+std::vector<std::string> with_bos(const std::vector<std::string>& words);
+
+// Label of word j of a document: the next word, or the next bytes of the document (cut at a
+// character boundary), so that BOS + label and label + EOS fit in max_word_length.
+std::string label_for(const std::vector<std::string>& words, size_t j, LabelMode mode, size_t max_word_length);
+
+// Deterministic train/validation split by a hash of the document's text.
+bool is_validation(const std::string& text, double fraction);
+
+// Fisher-Yates with mt19937_64: the same order on every platform for the same seed.
+void shuffle_examples(std::vector<Example>* examples, uint64_t seed);
+
+// Renumbers word ids in order of first use over `examples` and returns the new vocabulary
+// (old ids index `vocab`). Makes the vocabulary order follow the example order.
+std::vector<std::string> renumber_vocab(std::vector<Example>* examples, const std::vector<std::string>& vocab);
+
+}  // namespace ilt
