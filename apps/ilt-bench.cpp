@@ -14,6 +14,9 @@
 #ifdef ILT_HAVE_RENDER
 #include "render/render_words.h"
 #endif
+#ifdef ILT_HAVE_TORCH
+#include "data/loader.h"
+#endif
 
 using namespace ilt;
 using Clock = std::chrono::steady_clock;
@@ -42,7 +45,11 @@ int main(int argc, char** argv) {
   double min_seconds = 2.0;
   size_t max_words = 200000;
   std::vector<int> thread_counts;
-  app.add_option("--text", text_path, "Plain text, one document per line")->required();
+  std::string examples;
+  size_t batch_size = 16;
+  app.add_option("--text", text_path, "Plain text, one document per line");
+  app.add_option("--examples", examples, "Examples shard: measure the data loader on it");
+  app.add_option("--batch-size", batch_size, "Loader batch size (examples)")->capture_default_str();
   app.add_option("--min-seconds", min_seconds, "Repeat each measurement for at least this long")
       ->capture_default_str();
   app.add_option("--max-render-words", max_words, "Distinct words to render at most")->capture_default_str();
@@ -50,6 +57,27 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-bench", [&]() -> int {
+    if (!examples.empty()) {
+#ifdef ILT_HAVE_TORCH
+      // Loader throughput: words delivered as tensors per second, prefetch thread included.
+      DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
+      for (int i = 0; i < 3; ++i) dl.next();  // warm-up
+      int64_t words = 0, batches = 0;
+      auto t0 = Clock::now();
+      do {
+        words += dl.next()->words;
+        ++batches;
+      } while (seconds_since(t0) < min_seconds);
+      double s = seconds_since(t0);
+      nlohmann::json r = {{"bench", "loader"}, {"file", examples}, {"batch_size", batch_size},
+                          {"batches", batches}, {"seconds", s}, {"words_per_s", double(words) / s}};
+      fmt::print("{}\n", r.dump());
+#else
+      fail("built without LibTorch: no data loader to measure");
+#endif
+      if (text_path.empty()) return 0;
+    }
+    if (text_path.empty()) fail("give --text and/or --examples");
     std::string text = read_all(text_path);
     auto docs = lines_of(text);
     size_t doc_bytes = 0;

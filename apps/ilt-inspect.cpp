@@ -10,6 +10,7 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/png.h"
+#include "data/examples.h"
 #include "shard/records.h"
 #include "shard/shard.h"
 #ifdef ILT_HAVE_RENDER
@@ -49,13 +50,53 @@ struct Summary {
   }
 };
 
-nlohmann::json record_json(const std::string& kind, uint64_t i, std::string_view rec) {
+// The vocabulary next to an examples shard, for showing words instead of ids (may be empty).
+std::vector<std::string> load_vocab(const std::string& examples_path, const nlohmann::json& header) {
+  std::vector<std::string> words;
+  if (!header.contains("vocab") || examples_path == "-") return words;
+  size_t slash = examples_path.rfind('/');
+  std::string path = (slash == std::string::npos ? "" : examples_path.substr(0, slash + 1)) +
+                     header["vocab"].get<std::string>();
+  try {
+    ShardReader v(path, kKindVocab);
+    std::string_view rec;
+    WordImage img;
+    while (v.next(&rec)) {
+      decode_word_image(rec, &img);
+      words.push_back(img.word);
+    }
+  } catch (const Error& e) {
+    fmt::print(stderr, "ilt-inspect: vocabulary not shown: {}\n", e.what());
+    words.clear();
+  }
+  return words;
+}
+
+nlohmann::json record_json(const std::string& kind, uint64_t i, std::string_view rec,
+                           const std::vector<std::string>& vocab) {
+  if (kind == kKindExamples) {
+    Example ex;
+    decode_example(rec, &ex);
+    nlohmann::json docs = nlohmann::json::array(), blocks = nlohmann::json::array();
+    for (const DocPiece& d : ex.docs)
+      docs.push_back({{"length", d.length}, {"first_position", d.first_position}, {"doc_words", d.doc_words},
+                      {"tag", d.tag}});
+    for (const PrefixBlock& p : ex.prefix_blocks) blocks.push_back({p.begin, p.end});
+    nlohmann::json j = {{"index", i}, {"word_ids", ex.word_ids}, {"docs", docs}, {"prefix_blocks", blocks},
+                        {"labels", ex.labels}};
+    if (!vocab.empty()) {
+      nlohmann::json words = nlohmann::json::array();
+      for (uint32_t id : ex.word_ids) words.push_back(id < vocab.size() ? vocab[id] : "?");
+      j["words"] = words;
+    }
+    return j;
+  }
   if (kind == kKindWords) {
     WordsDoc d;
     decode_words_doc(rec, &d);
     return {{"index", i}, {"id", d.id}, {"tag", d.tag}, {"words", d.words}};
   }
-  if (kind == kKindImages) {
+  if (kind == kKindImages || kind == kKindVocab) {
     WordImage img;
     decode_word_image(rec, &img);
     return {{"index", i}, {"word", img.word}, {"width", img.width}, {"height", img.height}};
@@ -81,7 +122,9 @@ int main(int argc, char** argv) {
   app.add_option("shard", path, "Shard file ('-' for stdin)")->required();
   app.add_flag("--json", as_json, "Print the summary as one JSON object");
   app.add_flag("--no-stats", no_stats, "Skip the statistics pass (header and index only)");
-  app.add_option("--dump", dump, "Print these records as JSON lines: N, A:B, :B, A: or all");
+  app.add_option("--dump", dump,
+                 "Print these records as JSON lines: N, A:B, :B, A: or all (examples show their words "
+                 "when the vocabulary shard is beside them)");
   app.add_option("--select", select, "Records for --png-dir and --sheet (default: the first 64)");
   app.add_option("--word", words, "Select image records of this word (repeat)");
   app.add_option("--png-dir", png_dir, "Write the selected word images as PNG files here");
@@ -96,7 +139,7 @@ int main(int argc, char** argv) {
     auto [sel_a, sel_b] = select.empty() ? std::pair<uint64_t, uint64_t>{0, 64} : parse_range(select);
     std::set<std::string> want_words(words.begin(), words.end());
     bool want_images = !png_dir.empty() || !sheet.empty();
-    if (want_images && kind != kKindImages) fail("{}: --png-dir and --sheet need an images shard, this is '{}'", path, kind);
+    if (want_images && kind != kKindImages && kind != kKindVocab) fail("{}: --png-dir and --sheet need an images shard, this is '{}'", path, kind);
 
     // One pass over the records: statistics, dumps and image selection together.
     std::vector<WordImage> chosen;
@@ -108,18 +151,31 @@ int main(int argc, char** argv) {
     std::string_view rec;
     WordsDoc doc;
     WordImage img;
+    Example ex;
+    uint64_t pieces = 0, blocks = 0;
+    std::vector<std::string> vocab;
+    if (kind == kKindExamples && !dump.empty()) vocab = load_vocab(path, reader.header());
     bool need_pass = !no_stats || !dump.empty() || want_images;
     while (need_pass && reader.next(&rec)) {
       uint64_t i = n++;
       try {
-        if (i >= dump_a && i < dump_b) fmt::print("{}\n", record_json(kind, i, rec).dump());
+        if (i >= dump_a && i < dump_b) fmt::print("{}\n", record_json(kind, i, rec, vocab).dump());
         if (kind == kKindWords && !no_stats) {
           decode_words_doc(rec, &doc);
           s1.push_back(double(doc.words.size()));
           for (const auto& w : doc.words) s2.push_back(double(w.size())), bytes_total += w.size();
           words_total += doc.words.size();
           if (!doc.tag.empty()) ++tags[doc.tag];
-        } else if (kind == kKindImages && (!no_stats || want_images)) {
+        } else if (kind == kKindExamples && !no_stats) {
+          decode_example(rec, &ex);
+          s1.push_back(double(ex.size()));
+          s2.push_back(double(ex.docs.size()));
+          words_total += ex.size();
+          pieces += ex.docs.size();
+          blocks += ex.prefix_blocks.size();
+          for (const DocPiece& d : ex.docs)
+            if (!d.tag.empty()) tags[d.tag] += d.length;
+        } else if ((kind == kKindImages || kind == kKindVocab) && (!no_stats || want_images)) {
           decode_word_image(rec, &img);
           s1.push_back(img.width);
           ++widths[img.width];
@@ -147,7 +203,11 @@ int main(int argc, char** argv) {
         st = {{"documents", n}, {"words", words_total}, {"bytes", bytes_total},
               {"words_per_document", Summary::describe(s1)}, {"bytes_per_word", Summary::describe(s2)}};
         if (!tags.empty()) st["tags"] = tags;
-      } else if (kind == kKindImages) {
+      } else if (kind == kKindExamples) {
+        st = {{"examples", n}, {"words", words_total}, {"document_pieces", pieces}, {"prefix_blocks", blocks},
+              {"words_per_example", Summary::describe(s1)}, {"documents_per_example", Summary::describe(s2)}};
+        if (!tags.empty()) st["words_by_tag"] = tags;
+      } else if (kind == kKindImages || kind == kKindVocab) {
         nlohmann::json hist;
         for (auto [w, c] : widths) hist[std::to_string(w)] = c;
         st = {{"images", n}, {"width", Summary::describe(s1)}, {"width_histogram", hist}};

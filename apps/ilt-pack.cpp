@@ -5,6 +5,7 @@
 
 #include "common/cli.h"
 #include "common/error.h"
+#include "common/bytes.h"
 #include "common/hash.h"
 #include "data/pack.h"
 #include "shard/records.h"
@@ -59,10 +60,12 @@ int main(int argc, char** argv) {
   return run_tool("ilt-pack", [&] {
     po.labels = parse_label_mode(labels);
     po.packing = !no_packing;
-    // Word -> its image record; all images shards must come from the same renderer settings.
-    std::unordered_map<std::string, std::string> image_of;
+    // Word -> number of its image record (over all images shards in order). Only words are
+    // kept in memory; the images are copied into the vocabularies in a second pass.
+    std::unordered_map<std::string, uint32_t> image_id;
+    std::vector<uint64_t> shard_records;
     nlohmann::json render, sources = nlohmann::json::array(), image_sources = nlohmann::json::array();
-    WordImage img;
+    uint32_t next_image = 0;
     for (const std::string& path : images) {
       ShardReader r(path, kKindImages);
       nlohmann::json rm = r.header().value("render", nlohmann::json());
@@ -73,15 +76,21 @@ int main(int argc, char** argv) {
       }
       std::string_view rec;
       while (r.next(&rec)) {
-        decode_word_image(rec, &img);
-        image_of.emplace(img.word, std::string(rec));
+        try {
+          ByteReader br(rec);
+          image_id.emplace(br.bytes(br.varint()), next_image++);
+        } catch (const Error& e) {
+          fail("{}: record {}: {}", path, r.next_index() - 1, e.what());
+        }
       }
+      shard_records.push_back(r.next_index());
       image_sources.push_back(source(path, r.next_index()));
     }
     Progress progress("ilt-pack", 0);
     auto warn = [](const std::string& m) { fmt::print(stderr, "ilt-pack: warning: {}\n", m); };
     Packer train(po, warn), valid(po, warn);
     WordsDoc doc;
+    std::vector<uint32_t> ids;
     for (const std::string& path : inputs) {
       ShardReader r(path, kKindWords);
       std::string_view rec;
@@ -93,12 +102,16 @@ int main(int argc, char** argv) {
           fail("{}: record {}: {}", path, i, e.what());
         }
         std::vector<std::string> words = with_bos(doc.words);
-        for (const std::string& w : words)
-          if (!image_of.count(w))
-            fail("{}: document {} (record {}): word '{}' has no image in {}; render this words shard "
+        ids.resize(words.size());
+        for (size_t k = 0; k < words.size(); ++k) {
+          auto it = image_id.find(words[k]);
+          if (it == image_id.end())
+            fail("{}: document {} (record {}): word {} has no image in {}; render this words shard "
                  "with ilt-render and pack it with that images shard",
-                 path, doc.id, i, w, fmt::join(images, ", "));
-        (is_validation(doc.text(), validation) ? valid : train).add(words, doc.tag, doc.id);
+                 path, nlohmann::json(doc.id).dump(), i, nlohmann::json(words[k]).dump(), fmt::join(images, ", "));
+          ids[k] = it->second;
+        }
+        (is_validation(doc.text(), validation) ? valid : train).add(words, ids, doc.tag, doc.id);
         progress.update(train.words() + valid.words(), "words packed");
       }
       sources.push_back(source(path, r.next_index()));
@@ -108,37 +121,62 @@ int main(int argc, char** argv) {
                              {"max_seq_length", po.max_seq_length}, {"packing", po.packing},
                              {"validation_fraction", validation}, {"seed", seed}};
     std::string summary;
-    auto write = [&](Packer& p, const std::string& split) {
-      std::vector<Example>& exs = p.examples();
+    struct Split {
+      Packer* packer;
+      std::string name;
+      std::vector<uint32_t> used;  // image numbers in vocabulary order (ascending)
+      std::unique_ptr<ShardWriter> vocab, examples;
+      size_t next = 0;
+      nlohmann::json footer = {};
+    };
+    std::vector<Split> splits;
+    splits.push_back({&train, "train"});
+    if (validation > 0) splits.push_back({&valid, "validation"});
+    nlohmann::json foot_inputs = {{"inputs", sources}, {"image_inputs", image_sources}};
+    for (Split& sp : splits) {
+      std::vector<Example>& exs = sp.packer->examples();
       shuffle_examples(&exs, seed);
-      std::vector<std::string> vocab = renumber_vocab(&exs, p.vocab());
-      std::string ex_path = prefix + "." + split + ".examples", vocab_path = prefix + "." + split + ".vocab";
-      nlohmann::json head = {{"tool", "ilt-pack"}, {"version", ILT_VERSION}, {"split", split},
-                             {"params", params}, {"render", render}};
-      head["vocab"] = base_name(vocab_path);
-      ShardWriter vw(vocab_path, kKindVocab, head);
-      for (const std::string& w : vocab) vw.add(image_of.at(w));
+      sp.used = compact_ids(&exs, next_image);
+      std::string ex_path = prefix + "." + sp.name + ".examples", vocab_path = prefix + "." + sp.name + ".vocab";
+      nlohmann::json head = {{"tool", "ilt-pack"}, {"version", ILT_VERSION}, {"split", sp.name},
+                             {"params", params}, {"render", render}, {"vocab", base_name(vocab_path)}};
+      sp.vocab = std::make_unique<ShardWriter>(vocab_path, kKindVocab, head);
       uint64_t words = 0, slots = 0, pieces = 0;
-      ShardWriter ew(ex_path, kKindExamples, head);
+      sp.examples = std::make_unique<ShardWriter>(ex_path, kKindExamples, head);
       for (const Example& ex : exs) {
-        ew.add(encode_example(ex));
+        sp.examples->add(encode_example(ex));
         words += ex.size();
         slots += po.max_seq_length;
         pieces += ex.docs.size();
       }
-      nlohmann::json counts = {{"examples", exs.size()}, {"documents", p.documents()}, {"words", words},
-                               {"document_pieces", pieces}, {"vocab", vocab.size()},
+      nlohmann::json counts = {{"examples", exs.size()}, {"documents", sp.packer->documents()}, {"words", words},
+                               {"document_pieces", pieces}, {"vocab", sp.used.size()},
                                {"fill", slots ? double(words) / double(slots) : 0.0},
-                               {"prefix_warnings", p.warnings()}};
-      nlohmann::json foot = {{"inputs", sources}, {"image_inputs", image_sources}, {"counts", counts}};
-      vw.finish(foot);
-      ew.finish(foot);
+                               {"prefix_warnings", sp.packer->warnings()}};
+      sp.footer = foot_inputs;
+      sp.footer["counts"] = counts;
       summary += fmt::format("{}: {} examples, {} documents, {} words, {} distinct ({:.1f}% filled) -> {}; ",
-                             split, exs.size(), p.documents(), words, vocab.size(),
+                             sp.name, exs.size(), sp.packer->documents(), words, sp.used.size(),
                              100.0 * counts["fill"].get<double>(), ex_path);
-    };
-    write(train, "train");
-    if (validation > 0) write(valid, "validation");
+    }
+    // Vocabularies: one sequential pass over the images shards, copying the used records.
+    uint32_t number = 0;
+    for (const std::string& path : images) {
+      ShardReader r(path, kKindImages);
+      std::string_view rec;
+      for (; r.next(&rec); ++number)
+        for (Split& sp : splits)
+          if (sp.next < sp.used.size() && sp.used[sp.next] == number) {
+            sp.vocab->add(rec);
+            ++sp.next;
+          }
+    }
+    for (Split& sp : splits) {
+      if (sp.next != sp.used.size()) fail("images shards changed while packing ({} of {} vocabulary images found)", sp.next, sp.used.size());
+      // The vocabulary first: an examples shard never appears without its vocabulary.
+      sp.vocab->finish(sp.footer);
+      sp.examples->finish(sp.footer);
+    }
     progress.finish(summary.substr(0, summary.size() - 2));
     return 0;
   });

@@ -32,6 +32,9 @@ for line in sys.stdin:
         mbs = r["mb_per_s"]
         print("  segment  %-14s 1 core : %8.1f MB/s  (%.2fx the 100 MB/s target; %.0fx the Python reference 3.5 MB/s)"
               % (name, mbs, mbs / 100, mbs / 3.5))
+    elif r["bench"] == "loader":
+        print("  loader   %-14s batch %d: %8.0f words/s delivered as tensors (%d batches; 1 prefetch thread)"
+              % (name, r["batch_size"], r["words_per_s"], r["batches"]))
     else:
         per = r["words_per_s_per_thread"]
         print("  render   %-14s %d thread(s): %8.0f words/s  (%.0f per thread: %.2fx the 100k/core target; %.1fx the Python reference 35k/core; %d distinct)"
@@ -55,3 +58,11 @@ for th in 1 $(nproc); do
   n=$("$bin/ilt-inspect" gen.images --no-stats --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["counts"]["images"])')
   /usr/bin/python3 -c "n=$n; s=$t1-$t0; print(f'  ilt-render --threads $th: {n} distinct words in {s:.2f} s = {n/s:.0f} words/s (incl. start-up, reading, dedup, compress, write)')"
 done
+t0=$(date +%s.%N)
+"$bin/ilt-pack" gen.words --images gen.images -o gen --validation-fraction 0.01 2>/dev/null
+t1=$(date +%s.%N)
+words=$("$bin/ilt-inspect" gen.words --no-stats --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["counts"]["words"])')
+/usr/bin/python3 -c "w=$words; s=$t1-$t0; print(f'  ilt-pack: {w} words in {s:.2f} s = {w/s:.0f} words/s on one core (load images, check, label, shuffle, write)')"
+"$bin/ilt-bench" --examples gen.train.examples --min-seconds 3 | report
+echo "  (stage ratios: compare words/s of segment, render and pack above; the loader figure is compared"
+echo "   with ilt-train's consumption in scripts/bench-train.sh once the trainer exists)"

@@ -33,5 +33,10 @@ for line in sys.stdin:
         seen.add(d["tag"]); print(d["words"][3])')
 "$bin/ilt-inspect" "$out/images.shard" "${words[@]}" --sheet "$out/scripts.png" --png-dir "$out/png" > /dev/null
 
-grep -E '"(documents|words|images)"' "$out/words.summary.txt" "$out/images.summary.txt" | sed 's/^/   /'
+echo "== pack: words + images -> training examples (train and validation)"
+"$bin/ilt-pack" "$out/words.shard" --images "$out/images.shard" -o "$out/demo" --validation-fraction 0.05
+"$bin/ilt-inspect" "$out/demo.train.examples" > "$out/examples.summary.txt"
+"$bin/ilt-inspect" "$out/demo.train.examples" --dump 0 > "$out/examples.sample.jsonl"
+
+grep -E '"(documents|words|images)"' "$out/words.summary.txt" "$out/images.summary.txt" | sort -u | sed 's/^/   /'
 echo "demo done: outputs in demo-out/"

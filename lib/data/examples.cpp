@@ -55,6 +55,15 @@ void decode_example(std::string_view rec, Example* ex) {
     p.begin = uint32_t(r.varint());
     p.end = uint32_t(r.varint());
     if (p.begin >= p.end || p.end > n) fail("example: bad prefix block [{}, {})", p.begin, p.end);
+    // A block lies inside one document piece: attention never crosses documents.
+    uint64_t start = 0;
+    for (const DocPiece& d : ex->docs) {
+      if (p.begin < start + d.length) {
+        if (p.end > start + d.length) fail("example: prefix block [{}, {}) crosses a document boundary", p.begin, p.end);
+        break;
+      }
+      start += d.length;
+    }
   }
   ex->labels.resize(n);
   for (auto& l : ex->labels) l.assign(r.bytes(r.varint()));

@@ -46,6 +46,24 @@ void shuffle_examples(std::vector<Example>* examples, uint64_t seed) {
   for (size_t i = examples->size(); i > 1; --i) std::swap((*examples)[i - 1], (*examples)[rng() % i]);
 }
 
+std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_space) {
+  std::vector<uint32_t> map(id_space, 0);
+  for (const Example& ex : *examples)
+    for (uint32_t id : ex.word_ids) {
+      if (id >= id_space) fail("word id {} outside the id space {}", id, id_space);
+      map[id] = 1;
+    }
+  std::vector<uint32_t> old;
+  for (uint32_t i = 0; i < id_space; ++i)
+    if (map[i]) {
+      map[i] = uint32_t(old.size());
+      old.push_back(i);
+    }
+  for (Example& ex : *examples)
+    for (uint32_t& id : ex.word_ids) id = map[id];
+  return old;
+}
+
 std::vector<std::string> renumber_vocab(std::vector<Example>* examples, const std::vector<std::string>& vocab) {
   std::vector<int64_t> map(vocab.size(), -1);
   std::vector<std::string> out;
@@ -75,7 +93,15 @@ uint32_t Packer::id_of(const std::string& w) {
 void Packer::start_example() { examples_.emplace_back(); }
 
 void Packer::add(const std::vector<std::string>& words, const std::string& tag, const std::string& id) {
+  std::vector<uint32_t> ids(words.size());
+  for (size_t j = 0; j < words.size(); ++j) ids[j] = id_of(words[j]);
+  add(words, ids, tag, id);
+}
+
+void Packer::add(const std::vector<std::string>& words, const std::vector<uint32_t>& ids, const std::string& tag,
+                 const std::string& id) {
   const size_t n = words.size();
+  if (ids.size() != n) fail("document {}: {} ids for {} words", id, ids.size(), n);
   if (n == 0) return;
   ++documents_;
   words_ += n;
@@ -111,7 +137,7 @@ void Packer::add(const std::vector<std::string>& words, const std::string& tag, 
     uint32_t base = uint32_t(ex.size());
     ex.docs.push_back({uint32_t(take), uint32_t(pos), uint32_t(n), tag});
     for (size_t j = pos; j < pos + take; ++j) {
-      ex.word_ids.push_back(id_of(words[j]));
+      ex.word_ids.push_back(ids[j]);
       ex.labels.push_back(label_for(words, j, opt_.labels, opt_.max_word_length));
     }
     for (const PrefixBlock& b : blocks) {

@@ -26,7 +26,11 @@ class Packer {
  public:
   explicit Packer(PackOptions options, std::function<void(const std::string&)> warn = {});
 
-  // Adds one document. `id` names it in warnings.
+  // Adds one document with the caller's word ids (e.g. image record numbers). `id` names
+  // the document in warnings.
+  void add(const std::vector<std::string>& words, const std::vector<uint32_t>& ids, const std::string& tag,
+           const std::string& id);
+  // Adds one document, numbering words in the packer's own vocab() in order of first use.
   void add(const std::vector<std::string>& words, const std::string& tag, const std::string& id);
   // The examples so far, in the order they were filled. Word ids index vocab().
   std::vector<Example>& examples();
@@ -58,6 +62,11 @@ bool is_validation(const std::string& text, double fraction);
 
 // Fisher-Yates with mt19937_64: the same order on every platform for the same seed.
 void shuffle_examples(std::vector<Example>* examples, uint64_t seed);
+
+// Renumbers word ids to 0..K-1 keeping their order (id_space: ids are below it) and returns
+// the old id of each new one, ascending: the vocabulary can then be written in one sequential
+// pass over the records the old ids number.
+std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_space);
 
 // Renumbers word ids in order of first use over `examples` and returns the new vocabulary
 // (old ids index `vocab`). Makes the vocabulary order follow the example order.

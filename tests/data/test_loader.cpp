@@ -110,7 +110,7 @@ TEST_CASE("loader: positions restart per document, doc ids separate documents") 
   CHECK(restarts > 0);
 }
 
-TEST_CASE("loader: same seed, same batches; another seed, another order") {
+TEST_CASE("loader: same seed, same batches, another seed, another order") {
   LoaderOptions o{3, 42, true, true, 3};
   DataLoader a({demo_examples()}, o), b({demo_examples()}, o);
   o.seed = 43;

@@ -14,7 +14,7 @@ TEST_CASE("words records round-trip") {
   CHECK(back.text() == std::string("\x02" "a b \xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D "));
 }
 
-TEST_CASE("image records round-trip; malformed records are errors") {
+TEST_CASE("image records round-trip, malformed records are errors") {
   WordImage img{"hi ", 3, 2, {0, 1, 2, 3, 4, 255}};
   std::string rec = encode_word_image(img);
   WordImage back;

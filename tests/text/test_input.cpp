@@ -43,7 +43,7 @@ TEST_CASE("paragraphs: blank-line separated, inner newlines kept") {
   CHECK(docs[1].text == "para two");
 }
 
-TEST_CASE("jsonl: text, id and tag fields; bad JSON names the line") {
+TEST_CASE("jsonl: text, id and tag fields, bad JSON names the line") {
   auto p = write_tmp("in.jsonl", "{\"id\":\"a\",\"lang\":\"heb\",\"text\":\"\\u05e9 x\\n\"}\n\n{\"text\":\"two\"}\n");
   DocumentReaderOptions o;
   o.format = InputFormat::Jsonl;
@@ -60,7 +60,7 @@ TEST_CASE("jsonl: text, id and tag fields; bad JSON names the line") {
   CHECK(ILT_ERROR_OF(read_docs(nofield, o)).find("no string field 'text'") != std::string::npos);
 }
 
-TEST_CASE("invalid UTF-8: error names file, line and byte offset; replace and skip") {
+TEST_CASE("invalid UTF-8: error names file, line and byte offset, replace and skip") {
   auto p = write_tmp("bad-utf8.txt", "good line\nbad \xFF here\nok\n");
   std::string msg = ILT_ERROR_OF(read_docs(p, {}));
   CHECK(msg.find("bad-utf8.txt:2: invalid UTF-8 at byte offset 14") != std::string::npos);

@@ -22,7 +22,7 @@ std::string join(const Words& w) {
 }
 }  // namespace
 
-TEST_CASE("words keep one trailing space; other whitespace runs stand alone") {
+TEST_CASE("words keep one trailing space, other whitespace runs stand alone") {
   CHECK(seg("a b") == Words{"a ", "b"});
   CHECK(seg("hello  world ") == Words{"hello ", " ", "world "});
   CHECK(seg("   lead") == Words{"   ", "lead"});

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Command-line behaviour of ilt-pack: both splits written, determinism per seed, counts that
+# add up, and a one-line error with no outputs when a word has no image.
+# Usage: test_pack_cli.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+bin=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+# expect_error WHAT PATTERN CMD...: exits non-zero, one stderr line matching PATTERN.
+expect_error() {
+  local what=$1 pattern=$2; shift 2
+  if "$@" >out.txt 2>err.txt; then bad "$what: exited 0"; return; fi
+  if [[ $(wc -l <err.txt) -ne 1 ]]; then bad "$what: stderr is not one line: $(cat -A err.txt)"; return; fi
+  if ! grep -q -- "$pattern" err.txt; then bad "$what: '$pattern' not in: $(cat err.txt)"; return; fi
+  ok
+}
+# json FILE EXPR: evaluates a Python expression over `ilt-inspect FILE --json` (as j).
+json() { "$bin/ilt-inspect" "$1" --json | python3 -c "import json, sys; j = json.load(sys.stdin); print($2)"; }
+# Bytes of a shard from its first block on (records, index, footer; not the header).
+body() { local off; off=$(grep -obUa 'BLK1' "$1" | head -1 | cut -d: -f1); tail -c +$((off + 1)) "$1" | md5sum; }
+
+demo=$src/data/demo/udhr.jsonl
+"$bin/ilt-segment" "$demo" --tag-field lang -o words.shard 2>/dev/null
+"$bin/ilt-render" words.shard -o images.shard 2>/dev/null
+check "demo words and images shards" test -s images.shard
+
+# Both splits.
+mkdir a b c d
+"$bin/ilt-pack" words.shard --images images.shard -o a/out --validation-fraction 0.1 2>a.err
+check "ilt-pack exits 0" test $? -eq 0
+for f in train.examples train.vocab validation.examples validation.vocab; do
+  check "writes out.$f" test -s "a/out.$f"
+done
+check "no temporary files left" bash -c "! ls a | grep -q tmp"
+check "examples shard kind" bash -c "'$bin/ilt-inspect' a/out.train.examples | grep -q 'kind:     examples'"
+check "validation examples shard kind" bash -c "'$bin/ilt-inspect' a/out.validation.examples | grep -q 'kind:     examples'"
+check "vocab shard kind" bash -c "'$bin/ilt-inspect' a/out.train.vocab | grep -q 'kind:     vocab'"
+
+# Determinism: same inputs and seed, same bytes; another seed, other records.
+"$bin/ilt-pack" words.shard --images images.shard -o b/out --validation-fraction 0.1 2>/dev/null
+for f in train.examples train.vocab validation.examples validation.vocab; do
+  check "same bytes twice: $f" cmp -s "a/out.$f" "b/out.$f"
+done
+"$bin/ilt-pack" words.shard --images images.shard -o c/out --validation-fraction 0.1 --seed 1 2>/dev/null
+check "another seed gives another example order" test "$(body a/out.train.examples)" != "$(body c/out.train.examples)"
+check "another seed keeps the split" \
+  test "$(json a/out.validation.examples 'j["meta"]["counts"]["documents"]')" = \
+       "$(json c/out.validation.examples 'j["meta"]["counts"]["documents"]')"
+
+# Counts add up: every word of every document, plus one BOS word per document.
+words=$(json words.shard 'j["stats"]["words"]')
+docs=$(json words.shard 'j["stats"]["documents"]')
+tw=$(json a/out.train.examples 'j["meta"]["counts"]["words"]')
+vw=$(json a/out.validation.examples 'j["meta"]["counts"]["words"]')
+td=$(json a/out.train.examples 'j["meta"]["counts"]["documents"]')
+vd=$(json a/out.validation.examples 'j["meta"]["counts"]["documents"]')
+check "examples words = words + BOS per document ($tw + $vw vs $words + $docs)" test $((tw + vw)) -eq $((words + docs))
+check "train + validation documents = input documents ($td + $vd vs $docs)" test $((td + vd)) -eq "$docs"
+check "validation is about 10% ($vd of $docs)" test $((vd * 100 / docs)) -ge 5 -a $((vd * 100 / docs)) -le 15
+check "vocab records = counts.vocab" \
+  test "$(json a/out.train.vocab 'j["records"]')" = "$(json a/out.train.examples 'j["meta"]["counts"]["vocab"]')"
+check "examples records = counts.examples" \
+  test "$(json a/out.train.examples 'j["records"]')" = "$(json a/out.train.examples 'j["meta"]["counts"]["examples"]')"
+
+# Without packing: one document piece per example. With next-chars labels: same words.
+"$bin/ilt-pack" words.shard --images images.shard -o d/np --no-packing --max-seq-length 32 2>/dev/null
+check "--no-packing: examples = document pieces" \
+  test "$(json d/np.train.examples 'j["meta"]["counts"]["examples"]')" = \
+       "$(json d/np.train.examples 'j["meta"]["counts"]["document_pieces"]')"
+check "--no-packing: no validation split without a fraction" test ! -e d/np.validation.examples
+"$bin/ilt-pack" words.shard --images images.shard -o d/nc --labels next-chars 2>/dev/null
+check "next-chars: same words" \
+  test "$(json d/nc.train.examples 'j["meta"]["counts"]["words"]')" -eq $((words + docs))
+
+# Wrong images shard: one error line naming the word and the files, no outputs at all.
+printf 'zebra quokka\n' | "$bin/ilt-segment" - -o other.words 2>/dev/null
+"$bin/ilt-render" other.words -o other.images 2>/dev/null
+mkdir wrong
+expect_error "word without an image" 'word "Whereas " has no image in other.images' \
+  "$bin/ilt-pack" words.shard --images other.images -o wrong/out --validation-fraction 0.1
+check "the error names the words shard" grep -q "words.shard" err.txt
+check "no outputs after the error" test -z "$(ls -A wrong)"
+
+# A missing control word (a newline) still gives a one-line error.
+printf 'a\nb\n' > ab.txt
+"$bin/ilt-segment" ab.txt --format lines -o ab.lines.words 2>/dev/null
+"$bin/ilt-render" ab.lines.words -o ab.images 2>/dev/null
+"$bin/ilt-segment" ab.txt --format paragraphs -o ab.par.words 2>/dev/null
+expect_error "missing newline word" "has no image in ab.images" \
+  "$bin/ilt-pack" ab.par.words --images ab.images -o wrong/nl
+check "no outputs after the newline error" test -z "$(ls -A wrong)"
+
+expect_error "images shard as words" "is a 'images' shard, expected 'words'" \
+  "$bin/ilt-pack" images.shard --images images.shard -o wrong/k
+check "bad --labels fails" bash -c "! '$bin/ilt-pack' words.shard --images images.shard -o wrong/l --labels nope 2>/dev/null"
+check "no outputs after flag errors" test -z "$(ls -A wrong)"
+
+echo "pack-cli: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
