@@ -16,6 +16,7 @@
 #endif
 #ifdef ILT_HAVE_TORCH
 #include "data/loader.h"
+#include "model/model.h"
 #endif
 
 using namespace ilt;
@@ -45,8 +46,12 @@ int main(int argc, char** argv) {
   double min_seconds = 2.0;
   size_t max_words = 200000;
   std::vector<int> thread_counts;
-  std::string examples;
+  std::string examples, train_config;
   size_t batch_size = 16;
+  int steps = 10, threads = 0;
+  app.add_option("--train-config", train_config, "With --examples: time training steps of this model preset, by part");
+  app.add_option("--steps", steps, "Training steps to time")->capture_default_str();
+  app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
   app.add_option("--text", text_path, "Plain text, one document per line");
   app.add_option("--examples", examples, "Examples shard: measure the data loader on it");
   app.add_option("--batch-size", batch_size, "Loader batch size (examples)")->capture_default_str();
@@ -57,6 +62,73 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-bench", [&]() -> int {
+    if (!examples.empty() && !train_config.empty()) {
+#ifdef ILT_HAVE_TORCH
+      // Training step time split by part: forward of each part (timed), backward, optimizer,
+      // waiting for data. Model FLOP/s and the machine's own matmul FLOP/s for comparison.
+      torch::set_num_threads(threads > 0 ? threads : default_threads());
+      torch::manual_seed(0);
+      DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
+      ModelConfig mc = model_config(train_config);
+      mc.max_word_length = int(dl.max_word_length());
+      ImageLatentTransformer model(mc);
+      model->train();
+      torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+      Timing t;
+      double wait = 0, backward = 0, optim = 0, flops = 0, total = 0;
+      int64_t words = 0, bytes = 0, slots = 0, real = 0;
+      for (int i = -2; i < steps; ++i) {  // two warm-up steps
+        bool timed = i >= 0;
+        Timing* tp = timed ? &t : nullptr;
+        auto t0 = Clock::now();
+        auto b = dl.next();
+        auto t1 = Clock::now();
+        opt.zero_grad();
+        auto out = model->forward(*b, {}, tp);
+        auto t2 = Clock::now();
+        out.loss.backward();
+        auto t3 = Clock::now();
+        opt.step();
+        auto t4 = Clock::now();
+        if (!timed) continue;
+        wait += std::chrono::duration<double>(t1 - t0).count();
+        backward += std::chrono::duration<double>(t3 - t2).count();
+        optim += std::chrono::duration<double>(t4 - t3).count();
+        total += std::chrono::duration<double>(t4 - t0).count();
+        flops += 3 * model->forward_flops(*b);
+        words += b->words;
+        bytes += b->label_bytes;
+        slots += out.decoder_slots;
+        real += out.decoder_real;
+      }
+      // The machine's matmul rate: square fp32 matmuls of the model's width class.
+      auto a = torch::randn({1024, 1024}), c = torch::randn({1024, 1024});
+      torch::matmul(a, c);
+      auto m0 = Clock::now();
+      int reps = 0;
+      do {
+        torch::matmul(a, c);
+        ++reps;
+      } while (seconds_since(m0) < 1.0);
+      double matmul = 2.0 * 1024 * 1024 * 1024 * reps / seconds_since(m0);
+      int64_t params = 0;
+      for (const auto& p : model->parameters()) params += p.numel();
+      nlohmann::json r = {{"bench", "train"}, {"config", train_config}, {"parameters", params},
+                          {"threads", torch::get_num_threads()}, {"batch_size", batch_size}, {"steps", steps},
+                          {"step_s", total / steps}, {"words_per_s", words / total}, {"bytes_per_s", bytes / total},
+                          {"flops_per_s", flops / total}, {"matmul_flops_per_s", matmul},
+                          {"fraction_of_matmul", flops / total / matmul},
+                          {"decoder_padded_fraction", slots ? 1.0 - double(real) / slots : 0.0},
+                          {"split", {{"image_encoder", t.image / total}, {"bytes_encoder", t.bytes / total},
+                                     {"latent", t.latent / total}, {"decoder", t.decoder / total},
+                                     {"backward", backward / total}, {"optimizer", optim / total},
+                                     {"data_wait", wait / total}}}};
+      fmt::print("{}\n", r.dump());
+      return 0;
+#else
+      fail("built without LibTorch");
+#endif
+    }
     if (!examples.empty()) {
 #ifdef ILT_HAVE_TORCH
       // Loader throughput: words delivered as tensors per second, prefetch thread included.

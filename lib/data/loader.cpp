@@ -30,6 +30,88 @@ struct Source {
 };
 }  // namespace
 
+Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::vector<WordImage>*>& vocabs,
+                 int64_t T, int64_t H, int64_t Wp) {
+    const int64_t B = int64_t(exs.size());
+    int64_t Lb = 1;
+    for (const Example& ex : exs) Lb = std::max<int64_t>(Lb, int64_t(ex.size()));
+    Batch out;
+    auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+    out.word_bytes = torch::zeros({B, Lb, T}, u8);
+    out.decoder_input = torch::zeros({B, Lb, T}, u8);
+    out.decoder_target = torch::zeros({B, Lb, T}, u8);
+    out.word_mask = torch::zeros({B, Lb}, torch::kBool);
+    out.positions = torch::zeros({B, Lb}, torch::kInt64);
+    out.doc_ids = torch::full({B, Lb}, -1, torch::kInt32);
+    out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
+    out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
+    out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
+    uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
+    uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
+    uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
+    bool* wm = out.word_mask.data_ptr<bool>();
+    int64_t* pos = out.positions.data_ptr<int64_t>();
+    int32_t* doc = out.doc_ids.data_ptr<int32_t>();
+    int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
+    int32_t* tl = out.target_lengths.data_ptr<int32_t>();
+    int64_t* img = out.image_index.data_ptr<int64_t>();
+    // Distinct images of the batch, in order of first use: (vocabulary, id) -> index.
+    std::unordered_map<const WordImage*, int64_t> distinct;
+    std::vector<const WordImage*> images;
+    std::string unique_bytes;  // N x T
+    for (int64_t b = 0; b < B; ++b) {
+      const Example& ex = exs[b];
+      const std::vector<WordImage>& vocab = *vocabs[b];
+      int64_t l = 0;
+      for (size_t d = 0; d < ex.docs.size(); ++d)
+        for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
+          pos[b * Lb + l] = ex.docs[d].first_position + k;
+          doc[b * Lb + l] = int32_t(d);
+        }
+      for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
+        for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
+      for (l = 0; l < int64_t(ex.size()); ++l) {
+        const int64_t bl = b * Lb + l;
+        wm[bl] = true;
+        uint32_t id = ex.word_ids[l];
+        std::string in = word_input_bytes(vocab.at(id).word, size_t(T));
+        std::memcpy(wb + bl * T, in.data(), in.size());
+        std::string_view label = cut_label(ex.labels[l], size_t(T));
+        di[bl * T] = kBos;
+        std::memcpy(di + bl * T + 1, label.data(), label.size());
+        std::memcpy(dt + bl * T, label.data(), label.size());
+        dt[bl * T + label.size()] = kEos;
+        tl[bl] = int32_t(label.size() + 1);
+        out.label_bytes += int64_t(label.size());
+        auto [it, fresh] = distinct.try_emplace(&vocab[id], int64_t(images.size()));
+        if (fresh) {
+          images.push_back(&vocab[id]);
+          unique_bytes.append(in);
+          unique_bytes.append(size_t(T) - in.size(), char(kPad));
+        }
+        img[bl] = it->second;
+      }
+      out.words += int64_t(ex.size());
+    }
+    out.unique_word_bytes = torch::empty({int64_t(images.size()), T}, u8);
+    std::memcpy(out.unique_word_bytes.data_ptr<uint8_t>(), unique_bytes.data(), unique_bytes.size());
+    // Patches packed image after image, no padding to the widest image (NaViT style).
+    int64_t P = 0;
+    out.image_patch_counts = torch::empty({int64_t(images.size())}, torch::kInt64);
+    int64_t* counts = out.image_patch_counts.data_ptr<int64_t>();
+    for (size_t n = 0; n < images.size(); ++n) P += counts[n] = images[n]->width / Wp;
+    out.image_patches = torch::empty({P, H, Wp}, u8);
+    uint8_t* pp = out.image_patches.data_ptr<uint8_t>();
+    for (const WordImage* im : images) {
+      if (im->height != H || im->width % Wp != 0)
+        fail("image of {} is {}x{}, not rows of {}x{} patches", nlohmann::json(im->word).dump(), im->width, im->height, H, Wp);
+      for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
+        for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
+    }
+    return out;
+}
+
+
 struct DataLoader::Impl {
   LoaderOptions opt;
   std::vector<Source> sources;
@@ -88,7 +170,6 @@ struct DataLoader::Impl {
       if (src.images.back().height != H || src.images.back().width % Wp != 0)
         fail("{}: record {}: image {}x{} does not fit {}-pixel patches of height {}", vocab_path,
              v.next_index() - 1, src.images.back().width, src.images.back().height, Wp, H);
-      src.words.push_back(src.images.back().word);
     }
     uint32_t s = uint32_t(sources.size());
     for (uint64_t i = 0; i < src.records.size(); ++i) index.emplace_back(s, i);
@@ -96,9 +177,8 @@ struct DataLoader::Impl {
   }
 
   Batch build(const std::vector<uint64_t>& ids) const {
-    const int64_t B = int64_t(ids.size());
     std::vector<Example> exs(ids.size());
-    int64_t Lb = 1;
+    std::vector<const std::vector<WordImage>*> vocabs(ids.size());
     for (size_t b = 0; b < ids.size(); ++b) {
       auto [s, i] = index.at(ids[b]);
       try {
@@ -107,76 +187,13 @@ struct DataLoader::Impl {
         fail("{}: record {}: {}", sources[s].path, i, e.what());
       }
       for (uint32_t id : exs[b].word_ids)
-        if (id >= sources[s].words.size())
+        if (id >= sources[s].images.size())
           fail("{}: record {}: word id {} outside its vocabulary ({} words)", sources[s].path, i, id,
-               sources[s].words.size());
-      Lb = std::max<int64_t>(Lb, int64_t(exs[b].size()));
+               sources[s].images.size());
+      vocabs[b] = &sources[s].images;
     }
-    Batch out;
+    Batch out = make_batch(exs, vocabs, T, H, Wp);
     out.example_ids = ids;
-    auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
-    out.word_bytes = torch::zeros({B, Lb, T}, u8);
-    out.decoder_input = torch::zeros({B, Lb, T}, u8);
-    out.decoder_target = torch::zeros({B, Lb, T}, u8);
-    out.word_mask = torch::zeros({B, Lb}, torch::kBool);
-    out.positions = torch::zeros({B, Lb}, torch::kInt64);
-    out.doc_ids = torch::full({B, Lb}, -1, torch::kInt32);
-    out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
-    out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
-    out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
-    uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
-    uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
-    uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
-    bool* wm = out.word_mask.data_ptr<bool>();
-    int64_t* pos = out.positions.data_ptr<int64_t>();
-    int32_t* doc = out.doc_ids.data_ptr<int32_t>();
-    int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
-    int32_t* tl = out.target_lengths.data_ptr<int32_t>();
-    int64_t* img = out.image_index.data_ptr<int64_t>();
-    // Distinct images of the batch, in order of first use: (source, vocab id) -> index.
-    std::unordered_map<uint64_t, int64_t> distinct;
-    std::vector<const WordImage*> images;
-    for (int64_t b = 0; b < B; ++b) {
-      const Example& ex = exs[b];
-      const Source& src = sources[index[ids[b]].first];
-      int64_t l = 0;
-      for (size_t d = 0; d < ex.docs.size(); ++d)
-        for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
-          pos[b * Lb + l] = ex.docs[d].first_position + k;
-          doc[b * Lb + l] = int32_t(d);
-        }
-      for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
-        for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
-      for (l = 0; l < int64_t(ex.size()); ++l) {
-        const int64_t bl = b * Lb + l;
-        wm[bl] = true;
-        uint32_t id = ex.word_ids[l];
-        std::string in = word_input_bytes(src.words[id], size_t(T));
-        std::memcpy(wb + bl * T, in.data(), in.size());
-        std::string_view label = cut_label(ex.labels[l], size_t(T));
-        di[bl * T] = kBos;
-        std::memcpy(di + bl * T + 1, label.data(), label.size());
-        std::memcpy(dt + bl * T, label.data(), label.size());
-        dt[bl * T + label.size()] = kEos;
-        tl[bl] = int32_t(label.size() + 1);
-        out.label_bytes += int64_t(label.size());
-        uint64_t key = (uint64_t(index[ids[b]].first) << 32) | id;
-        auto [it, fresh] = distinct.try_emplace(key, int64_t(images.size()));
-        if (fresh) images.push_back(&src.images[id]);
-        img[bl] = it->second;
-      }
-      out.words += int64_t(ex.size());
-    }
-    // Patches packed image after image, no padding to the widest image (NaViT style).
-    int64_t P = 0;
-    out.image_patch_counts = torch::empty({int64_t(images.size())}, torch::kInt64);
-    int64_t* counts = out.image_patch_counts.data_ptr<int64_t>();
-    for (size_t n = 0; n < images.size(); ++n) P += counts[n] = images[n]->width / Wp;
-    out.image_patches = torch::empty({P, H, Wp}, u8);
-    uint8_t* pp = out.image_patches.data_ptr<uint8_t>();
-    for (const WordImage* im : images)
-      for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
-        for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
     return out;
   }
 

@@ -46,12 +46,22 @@ struct Batch {
   torch::Tensor image_index;     // [B, L] int64: index into the batch's distinct images, -1 for padding
   torch::Tensor image_patches;   // [P, H, W_p] uint8: patches of the distinct images, image after image
   torch::Tensor image_patch_counts;  // [N] int64: patches per distinct image
+  torch::Tensor unique_word_bytes;   // [N, T] uint8: bytes-encoder input of each distinct word
   int64_t words = 0;             // real words in the batch
   int64_t label_bytes = 0;       // text bytes the targets encode (labels without EOS)
   uint64_t epoch = 0;            // epoch of the batch's first example
   LoaderState next_state;        // the loader's state after this batch
   std::vector<uint64_t> example_ids;  // global example indices, for tests and debugging
 };
+
+struct WordImage;
+struct Example;
+
+// Builds a batch from examples whose word ids index vocabs[b] (the word images, which carry
+// the words' bytes). T: max word length; H, Wp: image height and patch width. Used by the
+// loader, the tests and generation.
+Batch make_batch(const std::vector<Example>& examples, const std::vector<const std::vector<WordImage>*>& vocabs,
+                 int64_t T, int64_t H, int64_t Wp);
 
 class DataLoader {
  public:

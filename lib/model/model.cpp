@@ -1,0 +1,316 @@
+#include "model/model.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace ilt {
+
+namespace F = torch::nn::functional;
+using torch::indexing::Slice;
+
+// ------------------------------------------------------------------ building blocks
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double e) : eps(e) { weight = register_parameter("weight", torch::ones({dim})); }
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto xf = x.to(torch::kFloat);
+  auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return (y * weight).to(x.dtype());
+}
+
+std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, int64_t head_dim, double theta) {
+  int64_t half = head_dim / 2;
+  auto inv = torch::pow(theta, -torch::arange(half, torch::dtype(torch::kFloat).device(positions.device())) / half);
+  auto ang = positions.to(torch::kFloat).unsqueeze(-1) * inv;  // [N, S, half]
+  return {ang.cos().unsqueeze(1), ang.sin().unsqueeze(1)};       // [N, 1, S, half]
+}
+
+namespace {
+torch::Tensor apply_rotary(const torch::Tensor& x, const std::pair<torch::Tensor, torch::Tensor>& rope) {
+  int64_t half = x.size(-1) / 2;
+  auto x1 = x.index({"...", Slice(0, half)}), x2 = x.index({"...", Slice(half)});
+  const auto& [c, s] = rope;
+  return torch::cat({x1 * c - x2 * s, x1 * s + x2 * c}, -1);
+}
+
+// Attention with a boolean mask (true = may attend). Uses the fused kernel where LibTorch has it.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask, bool causal) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal && !mask.defined());
+#else
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
+  if (mask.defined()) {
+    scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  } else if (causal) {
+    int64_t S = q.size(-2);
+    auto tri = torch::ones({S, S}, torch::dtype(torch::kBool).device(q.device())).tril();
+    scores = scores.masked_fill(tri.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  return torch::matmul(torch::softmax(scores, -1), v);
+#endif
+}
+}  // namespace
+
+BlockImpl::BlockImpl(const StackConfig& c) : heads(c.heads), ffn(c.ffn) {
+  norm1 = register_module("norm1", RMSNorm(c.dim));
+  norm2 = register_module("norm2", RMSNorm(c.dim));
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 3 * c.dim).bias(false)));
+  proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.dim).bias(false)));
+  gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 2 * c.ffn).bias(false)));
+  down = register_module("down", torch::nn::Linear(torch::nn::LinearOptions(c.ffn, c.dim).bias(false)));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
+                                 const std::pair<torch::Tensor, torch::Tensor>& rope) {
+  const int64_t N = x.size(0), S = x.size(1), D = x.size(2), Dh = D / heads;
+  auto h = qkv(norm1(x)).view({N, S, 3, heads, Dh}).permute({2, 0, 3, 1, 4});  // [3, N, heads, S, Dh]
+  auto q = apply_rotary(h[0], rope), k = apply_rotary(h[1], rope), v = h[2];
+  auto a = attention(q, k, v, mask, causal).transpose(1, 2).reshape({N, S, D});
+  auto y = x + proj(a);
+  auto gu = gate_up(norm2(y)).chunk(2, -1);
+  return y + down(F::silu(gu[0]) * gu[1]);
+}
+
+StackImpl::StackImpl(const StackConfig& c) : head_dim(c.dim / c.heads) {
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.layers; ++i) blocks->push_back(Block(c));
+  norm = register_module("norm", RMSNorm(c.dim));
+}
+
+torch::Tensor StackImpl::forward(torch::Tensor x, const torch::Tensor& mask, bool causal, const torch::Tensor& positions) {
+  auto rope = rotary(positions, head_dim, theta);
+  for (const auto& b : *blocks) x = b->as<Block>()->forward(x, mask, causal, rope);
+  return norm(x);
+}
+
+ByteEmbeddingImpl::ByteEmbeddingImpl(int64_t dim, bool bb) : bit_bias(bb) {
+  byte_table = register_parameter("byte_table", torch::randn({256, dim}) * 0.02);
+  if (bit_bias) {
+    bit_table = register_parameter("bit_table", torch::randn({8, dim}) * 0.02);
+    auto v = torch::arange(256, torch::kLong).unsqueeze(1);
+    bits = register_buffer("bits", v.bitwise_right_shift(torch::arange(8, torch::kLong)).bitwise_and(1).to(torch::kFloat));
+  }
+}
+
+torch::Tensor ByteEmbeddingImpl::forward(const torch::Tensor& bytes) {
+  auto table = bit_bias ? byte_table + torch::matmul(bits, bit_table) : byte_table;  // [256, D]
+  return F::embedding(bytes.to(torch::kLong), table);
+}
+
+// ------------------------------------------------------------------ the four parts
+
+ImageEncoderImpl::ImageEncoderImpl(const ModelConfig& c) {
+  patch_embed = register_module("patch_embed", torch::nn::Linear(c.image_height * c.patch_width, c.image_encoder.dim));
+  stack = register_module("stack", Stack(c.image_encoder));
+  stack->theta = c.rope_theta;
+}
+
+torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts) {
+  const int64_t N = counts.size(0), D = patch_embed->weight.size(0);
+  auto out = torch::zeros({N, D}, patch_embed->weight.options());
+  // Ink = 1, paper = 0, so blank space contributes nothing to the patch projection.
+  auto x = patch_embed(1.0 - patches.to(out.dtype()).flatten(1) / 255.0);  // [P, D]
+  auto cnt = counts.to(torch::kCPU);
+  auto starts = torch::cumsum(cnt, 0) - cnt;
+  auto [widths, inverse] = at::_unique(cnt, true, true);
+  for (int64_t w : std::vector<int64_t>(widths.data_ptr<int64_t>(), widths.data_ptr<int64_t>() + widths.numel())) {
+    auto members = (cnt == w).nonzero().squeeze(1);                       // images of this width
+    auto idx = (starts.index({members}).unsqueeze(1) + torch::arange(w)).flatten();  // their patches
+    auto group = x.index({idx.to(x.device())}).view({members.size(0), w, D});
+    auto pos = torch::arange(w, torch::dtype(torch::kLong).device(x.device())).unsqueeze(0).expand({members.size(0), w});
+    auto h = stack(group, torch::Tensor(), false, pos).mean(1);  // [G, D]
+    out.index_put_({members.to(x.device())}, h);
+  }
+  return out;
+}
+
+BytesEncoderImpl::BytesEncoderImpl(const ModelConfig& c) {
+  embed = register_module("embed", ByteEmbedding(c.bytes_encoder.dim, c.bit_bias));
+  stack = register_module("stack", Stack(c.bytes_encoder));
+  stack->theta = c.rope_theta;
+}
+
+torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
+  // Real length = last non-PAD byte + 1 (a NUL word, [BOS 0 EOS], keeps its 0).
+  auto nz = bytes.ne(0);
+  auto idx = torch::arange(bytes.size(1), torch::dtype(torch::kLong).device(bytes.device()));
+  auto len = (nz.to(torch::kLong) * (idx + 1)).amax(1);  // [N]
+  int64_t S = std::max<int64_t>(1, len.max().item<int64_t>());
+  auto b = bytes.index({Slice(), Slice(0, S)});
+  auto valid = idx.index({Slice(0, S)}).unsqueeze(0) < len.unsqueeze(1);  // [N, S]
+  auto mask = valid.unsqueeze(1).unsqueeze(2) | torch::eye(S, valid.options()).unsqueeze(0).unsqueeze(0);
+  auto pos = idx.index({Slice(0, S)}).unsqueeze(0).expand({b.size(0), S});
+  auto h = stack(embed(b), mask, false, pos);  // [N, S, D]
+  auto w = valid.unsqueeze(-1).to(h.dtype());
+  return (h * w).sum(1) / w.sum(1).clamp_min(1);
+}
+
+// ------------------------------------------------------------------ the model
+
+ImageLatentTransformerImpl::ImageLatentTransformerImpl(const ModelConfig& c) : config(c) {
+  c.validate();
+  int64_t fused = 0;
+  if (c.has_image()) {
+    image_encoder = register_module("image_encoder", ImageEncoder(c));
+    fused += c.image_encoder.dim;
+  }
+  if (c.has_bytes()) {
+    bytes_encoder = register_module("bytes_encoder", BytesEncoder(c));
+    fused += c.bytes_encoder.dim;
+  }
+  fuse = register_module("fuse", torch::nn::Linear(fused, c.latent.dim));
+  latent = register_module("latent", Stack(c.latent));
+  latent->theta = c.rope_theta;
+  latent_to_decoder = register_module("latent_to_decoder", torch::nn::Linear(c.latent.dim, c.bytes_decoder.dim));
+  decoder_embed = register_module("decoder_embed", ByteEmbedding(c.bytes_decoder.dim, c.bit_bias));
+  decoder = register_module("decoder", Stack(c.bytes_decoder));
+  decoder->theta = c.rope_theta;
+  head = register_module("head", torch::nn::Linear(c.bytes_decoder.dim, 256));
+}
+
+namespace {
+double seconds(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const ForwardOptions& o, Timing* t) {
+  const int64_t B = b.image_index.size(0), L = b.image_index.size(1);
+  auto index = b.image_index.clamp_min(0).flatten();  // [B*L] -> distinct word
+  std::vector<torch::Tensor> parts;
+  // Modality dropout (training, both parts present): each word drops one part with this probability.
+  torch::Tensor drop_image, drop_bytes;
+  if (is_training() && config.has_image() && config.has_bytes() && config.modality_dropout > 0) {
+    auto drop = torch::rand({B * L}) < config.modality_dropout;
+    auto which = torch::rand({B * L}) < 0.5;
+    drop_image = (drop & which).to(fuse->weight.device());
+    drop_bytes = (drop & which.logical_not()).to(fuse->weight.device());
+  }
+  auto add = [&](torch::Tensor v, bool use, const torch::Tensor& drop) {
+    v = v.index({index});  // [B*L, D]
+    if (!use) v = torch::zeros_like(v);
+    if (drop.defined()) v = v * drop.logical_not().unsqueeze(1).to(v.dtype());
+    parts.push_back(v);
+  };
+  if (config.has_image()) {
+    auto t0 = std::chrono::steady_clock::now();
+    add(image_encoder(b.image_patches, b.image_patch_counts), o.use_image, drop_image);
+    if (t) t->image += seconds(t0);
+  }
+  if (config.has_bytes()) {
+    auto t0 = std::chrono::steady_clock::now();
+    add(bytes_encoder(b.unique_word_bytes), o.use_bytes, drop_bytes);
+    if (t) t->bytes += seconds(t0);
+  }
+  return fuse(torch::cat(parts, 1)).view({B, L, -1});
+}
+
+torch::Tensor latent_mask(const torch::Tensor& doc_ids, const torch::Tensor& prefix_ids) {
+  const int64_t L = doc_ids.size(1);
+  auto q_doc = doc_ids.unsqueeze(2), k_doc = doc_ids.unsqueeze(1);  // [B, L, 1], [B, 1, L]
+  auto causal = torch::ones({L, L}, torch::dtype(torch::kBool).device(doc_ids.device())).tril().unsqueeze(0);
+  auto same_prefix = prefix_ids.unsqueeze(2).eq(prefix_ids.unsqueeze(1)) & prefix_ids.unsqueeze(2).ge(0);
+  auto m = q_doc.eq(k_doc) & k_doc.ge(0) & (causal | same_prefix);
+  auto eye = torch::eye(L, m.options()).unsqueeze(0);
+  return (m | eye).unsqueeze(1);  // [B, 1, L, L]; padding attends to itself only
+}
+
+torch::Tensor ImageLatentTransformerImpl::latent_forward(const torch::Tensor& words, const Batch& b) {
+  return latent(words, latent_mask(b.doc_ids, b.prefix_ids), false, b.positions);
+}
+
+ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardOptions& o, Timing* t) {
+  ForwardOutput out;
+  auto words = embed_words(b, o, t);
+  auto t0 = std::chrono::steady_clock::now();
+  out.latent = latent_forward(words, b);
+  if (t) t->latent += seconds(t0);
+  t0 = std::chrono::steady_clock::now();
+
+  // Bytes decoder over the real words only, bucketed by target length so that work follows
+  // the real label lengths rather than B x L x T.
+  const int64_t B = out.latent.size(0), L = out.latent.size(1);
+  auto real = b.word_mask.flatten().nonzero().squeeze(1);  // [M]
+  auto h = latent_to_decoder(out.latent.reshape({B * L, -1}).index({real}));  // [M, Dd]
+  auto lengths = b.target_lengths.flatten().index({real}).to(torch::kLong);  // [M]
+  auto inputs = b.decoder_input.reshape({B * L, -1}).index({real});
+  auto targets = b.decoder_target.reshape({B * L, -1}).index({real});
+  auto lengths_cpu = lengths.to(torch::kCPU);
+  auto word_nats = torch::zeros({B * L}, h.options());
+  out.nats = torch::zeros({}, h.options());
+  const int64_t T = b.decoder_input.size(2);
+  int64_t lo = 0;
+  for (int64_t hi : {4L, 8L, 16L, T}) {
+    if (hi > T) hi = T;
+    if (hi <= lo) continue;
+    auto members = ((lengths_cpu > lo) & (lengths_cpu <= hi)).nonzero().squeeze(1);
+    lo = hi;
+    if (members.numel() == 0) continue;
+    auto m = members.to(h.device());
+    auto len = lengths.index({m});
+    int64_t n = lengths_cpu.index({members}).max().item<int64_t>();
+    auto x = torch::cat({h.index({m}).unsqueeze(1), decoder_embed(inputs.index({m}).index({Slice(), Slice(0, n)}))}, 1);
+    auto pos = torch::arange(n + 1, torch::dtype(torch::kLong).device(h.device())).unsqueeze(0).expand({x.size(0), n + 1});
+    auto y = decoder(x, torch::Tensor(), true, pos).index({Slice(), Slice(1)});  // [G, n, Dd]
+    auto logits = head(y).to(torch::kFloat);                                     // [G, n, 256]
+    auto tgt = targets.index({m}).index({Slice(), Slice(0, n)}).to(torch::kLong);
+    auto valid = torch::arange(n, len.options()).unsqueeze(0) < len.unsqueeze(1);  // [G, n]
+    auto ce = F::cross_entropy(logits.reshape({-1, 256}), tgt.reshape({-1}),
+                               F::CrossEntropyFuncOptions().reduction(torch::kNone))
+                  .view({-1, n}) * valid.to(logits.dtype());
+    word_nats.index_add_(0, real.index({m}), ce.sum(1).to(word_nats.dtype()));
+    out.nats = out.nats + ce.sum();
+    out.decoder_slots += x.size(0) * n;
+    if (o.return_logits) out.logits.push_back(logits);
+  }
+  out.target_bytes = lengths_cpu.sum().item<int64_t>();
+  out.decoder_real = out.target_bytes;
+  out.word_nats = word_nats.view({B, L});
+  out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
+  if (t) t->decoder += seconds(t0);
+  return out;
+}
+
+namespace {
+// FLOPs of one stack over `tokens` tokens in sequences of length `seq`.
+double stack_flops(const StackConfig& c, double tokens, double seq) {
+  if (c.layers == 0) return 0;
+  double d = c.dim, f = c.ffn;
+  double matmul = 2 * tokens * (3 * d * d + d * d + 3 * d * f);  // qkv, proj, gate+up, down
+  double attn = 2 * 2 * tokens * seq * d;                          // scores and weighted sum
+  return c.layers * (matmul + attn);
+}
+}  // namespace
+
+double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
+  const ModelConfig& c = config;
+  double flops = 0;
+  double n = double(b.image_patch_counts.size(0));
+  if (c.has_image()) {
+    double patches = double(b.image_patches.size(0));
+    flops += 2 * patches * c.image_height * c.patch_width * c.image_encoder.dim;
+    flops += stack_flops(c.image_encoder, patches, patches / std::max(1.0, n));
+  }
+  if (c.has_bytes()) flops += stack_flops(c.bytes_encoder, n * c.max_word_length, c.max_word_length);
+  double words = double(b.words), L = double(b.word_mask.size(1));
+  flops += 2 * words * (c.has_image() * c.image_encoder.dim + c.has_bytes() * c.bytes_encoder.dim) * c.latent.dim;
+  flops += stack_flops(c.latent, words, L);
+  double targets = b.target_lengths.sum().item<double>();
+  flops += 2 * words * c.latent.dim * c.bytes_decoder.dim;
+  flops += stack_flops(c.bytes_decoder, targets + words, 8) + 2 * targets * c.bytes_decoder.dim * 256;
+  return flops;
+}
+
+Batch to_device(const Batch& b, const torch::Device& d) {
+  if (d.is_cpu()) return b;
+  Batch o = b;
+  for (torch::Tensor* t : {&o.word_bytes, &o.word_mask, &o.positions, &o.doc_ids, &o.prefix_ids, &o.decoder_input,
+                           &o.decoder_target, &o.target_lengths, &o.image_index, &o.image_patches,
+                           &o.image_patch_counts, &o.unique_word_bytes})
+    if (t->defined()) *t = t->to(d, /*non_blocking=*/true);
+  return o;
+}
+
+}  // namespace ilt

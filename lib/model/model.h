@@ -1,0 +1,142 @@
+// The Image Latent Transformer, top to bottom (the paper's four parts):
+//
+//   image encoder    ViT over 16x16 patches of each distinct word image  -> [N, Di]
+//   bytes encoder    bidirectional transformer over each word's bytes    -> [N, Db]
+//   fusion           concat(present parts) -> Linear                     -> [B, L, Dl]
+//   latent           causal transformer over words (block-diagonal over
+//                    packed documents, bidirectional prefix blocks)      -> [B, L, Dl]
+//   bytes decoder    causal transformer over [latent_i, BOS, label bytes]
+//                    for every real word, bucketed by label length       -> logits [., 256]
+//
+// Shapes: B examples, L words, T max word length, N distinct words in the batch,
+// M real words (B x L minus padding), S a stack's sequence length.
+#pragma once
+#include <torch/torch.h>
+
+#include "data/loader.h"
+#include "model/config.h"
+
+namespace ilt {
+
+// ------------------------------------------------------------------ building blocks
+
+struct RMSNormImpl : torch::nn::Module {
+  explicit RMSNormImpl(int64_t dim, double eps = 1e-6);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Rotary position tables for integer positions [N, S]: cos and sin [N, 1, S, head_dim / 2].
+std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, int64_t head_dim, double theta);
+
+// Pre-norm block: x + attention(norm(x)), then x + SwiGLU(norm(x)).
+struct BlockImpl : torch::nn::Module {
+  explicit BlockImpl(const StackConfig& c);
+  // x [N, S, D]. mask: bool [N, 1, S, S] (true = may attend) or undefined; causal: add the
+  // causal triangle (used when mask is undefined). rope: from rotary().
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
+                        const std::pair<torch::Tensor, torch::Tensor>& rope);
+  RMSNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Linear qkv{nullptr}, proj{nullptr}, gate_up{nullptr}, down{nullptr};
+  int64_t heads, ffn;
+};
+TORCH_MODULE(Block);
+
+// A stack of blocks with a final norm.
+struct StackImpl : torch::nn::Module {
+  explicit StackImpl(const StackConfig& c);
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask, bool causal, const torch::Tensor& positions);
+  torch::nn::ModuleList blocks;
+  RMSNorm norm{nullptr};
+  int64_t head_dim;
+  double theta = 10000.0;
+};
+TORCH_MODULE(Stack);
+
+// Byte embedding, optionally with the bit bias: e(b) = byte_table[b] + sum_k bit_k(b) * bit_table[k].
+struct ByteEmbeddingImpl : torch::nn::Module {
+  ByteEmbeddingImpl(int64_t dim, bool bit_bias);
+  torch::Tensor forward(const torch::Tensor& bytes);  // any shape of byte values -> [..., dim]
+  torch::Tensor byte_table, bit_table, bits;           // [256, D], [8, D], buffer [256, 8]
+  bool bit_bias;
+};
+TORCH_MODULE(ByteEmbedding);
+
+// ------------------------------------------------------------------ the four parts
+
+// ViT over the patches of each distinct image; an image's vector depends on nothing else in
+// the batch: images are grouped by width (patch count) and each group runs unpadded.
+struct ImageEncoderImpl : torch::nn::Module {
+  explicit ImageEncoderImpl(const ModelConfig& c);
+  // patches [P, H, Wp] uint8 (image after image), counts [N] -> [N, D]
+  torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts);
+  torch::nn::Linear patch_embed{nullptr};
+  Stack stack{nullptr};
+};
+TORCH_MODULE(ImageEncoder);
+
+// Bidirectional transformer over BOS + word + EOS, masked mean pooling over real bytes.
+struct BytesEncoderImpl : torch::nn::Module {
+  explicit BytesEncoderImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& bytes);  // [N, T] uint8 -> [N, D]
+  ByteEmbedding embed{nullptr};
+  Stack stack{nullptr};
+};
+TORCH_MODULE(BytesEncoder);
+
+struct ForwardOptions {
+  bool use_image = true;  // evaluation-time switches: a disabled part contributes zeros
+  bool use_bytes = true;
+  bool return_logits = false;  // keep per-word logits (tests, generation)
+};
+
+struct ForwardOutput {
+  torch::Tensor loss;            // mean cross-entropy over real target bytes (scalar)
+  torch::Tensor nats;            // summed cross-entropy (scalar)
+  torch::Tensor word_nats;       // [B, L] summed cross-entropy of each word's target bytes
+  torch::Tensor latent;          // [B, L, Dl] the latent transformer's output
+  int64_t target_bytes = 0;      // real target bytes (labels + EOS)
+  int64_t decoder_slots = 0;     // decoder positions computed (with bucket padding)
+  int64_t decoder_real = 0;      // of which real
+  std::vector<torch::Tensor> logits;  // with return_logits: [M_k, n_k, 256] per bucket
+};
+
+// Seconds spent in each part's forward pass (filled when a Timing is passed).
+struct Timing {
+  double image = 0, bytes = 0, latent = 0, decoder = 0;
+};
+
+struct ImageLatentTransformerImpl : torch::nn::Module {
+  explicit ImageLatentTransformerImpl(const ModelConfig& c);
+
+  // Word vectors of the batch's words: [B, L, Dl] (fusion of the present encoders).
+  torch::Tensor embed_words(const Batch& b, const ForwardOptions& o, Timing* t = nullptr);
+  // Latent transformer over word vectors with the batch's masks.
+  torch::Tensor latent_forward(const torch::Tensor& words, const Batch& b);
+  ForwardOutput forward(const Batch& b, const ForwardOptions& o = {}, Timing* t = nullptr);
+
+  // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC).
+  double forward_flops(const Batch& b) const;
+
+  ModelConfig config;
+  ImageEncoder image_encoder{nullptr};
+  BytesEncoder bytes_encoder{nullptr};
+  torch::nn::Linear fuse{nullptr};         // [Di + Db] -> Dl
+  Stack latent{nullptr};
+  torch::nn::Linear latent_to_decoder{nullptr};  // Dl -> Dd
+  ByteEmbedding decoder_embed{nullptr};
+  Stack decoder{nullptr};
+  torch::nn::Linear head{nullptr};         // Dd -> 256
+};
+TORCH_MODULE(ImageLatentTransformer);
+
+// Moves a batch's tensors to a device (uint8 stays uint8: widened by the model).
+Batch to_device(const Batch& b, const torch::Device& d);
+
+// The latent attention mask [B, 1, L, L] (true = may attend): same document, earlier or same
+// position or same prefix block; padding attends only to itself.
+torch::Tensor latent_mask(const torch::Tensor& doc_ids, const torch::Tensor& prefix_ids);
+
+}  // namespace ilt

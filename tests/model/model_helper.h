@@ -1,0 +1,92 @@
+// Builds model batches straight from word lists, for the model tests. Word images come from
+// the real renderer where this build has one, else from a deterministic pattern of the
+// word's bytes (enough for tests that only need distinct images).
+#pragma once
+#include <unordered_map>
+
+#include "data/examples.h"
+#include "data/loader.h"
+#include "data/pack.h"
+#include "model/model.h"
+#include "shard/records.h"
+#ifdef ILT_HAVE_RENDER
+#include "render/renderer.h"
+#endif
+
+namespace ilt::test {
+
+// "a cat " -> {"a ", "cat "}: runs of non-spaces with one trailing space (as the segmenter).
+inline std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    else ++j;
+    out.push_back(text.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+class Words {
+ public:
+  static constexpr int64_t T = 16, H = 16, Wp = 16;
+
+  uint32_t id(const std::string& w) {
+    auto it = ids_.find(w);
+    if (it != ids_.end()) return it->second;
+    WordImage img;
+#ifdef ILT_HAVE_RENDER
+    img = renderer_.render(w);
+#else
+    img.word = w;
+    img.width = uint16_t(Wp * (1 + w.size() / 4));
+    img.height = uint16_t(H);
+    img.pixels.assign(size_t(img.width) * H, 255);
+    for (size_t k = 0; k < w.size(); ++k)
+      for (int y = 0; y < 8; ++y)
+        if ((uint8_t(w[k]) >> y) & 1) img.pixels[size_t(4 + y) * img.width + 5 + k] = 0;
+#endif
+    vocab_->push_back(std::move(img));
+    return ids_[w] = uint32_t(vocab_->size() - 1);
+  }
+
+  // One row per entry; each row holds documents given as texts (BOS is added to each).
+  Batch batch(const std::vector<std::vector<std::string>>& rows, LabelMode mode = LabelMode::NextWord) {
+    std::vector<Example> exs;
+    for (const auto& docs : rows) {
+      Packer p(PackOptions{mode, size_t(T), 100000, true});
+      for (const auto& text : docs) {
+        auto words = with_bos(split_words(text));
+        std::vector<uint32_t> ids;
+        for (const auto& w : words) ids.push_back(id(w));
+        p.add(words, ids, "", text);
+      }
+      exs.push_back(p.examples().at(0));
+    }
+    std::vector<const std::vector<WordImage>*> vocabs(exs.size(), vocab_.get());
+    return make_batch(exs, vocabs, T, H, Wp);
+  }
+
+ private:
+  std::unordered_map<std::string, uint32_t> ids_;
+  std::shared_ptr<std::vector<WordImage>> vocab_ = std::make_shared<std::vector<WordImage>>();
+#ifdef ILT_HAVE_RENDER
+  Renderer renderer_;
+#endif
+};
+
+// A very small model for tests.
+inline ModelConfig test_config(bool image = true, bool bytes = true) {
+  ModelConfig c;
+  c.image_encoder = image ? StackConfig{1, 32, 2, 64} : StackConfig{0, 0, 1, 0};
+  c.bytes_encoder = bytes ? StackConfig{1, 32, 2, 64} : StackConfig{0, 0, 1, 0};
+  c.latent = {2, 48, 2, 96};
+  c.bytes_decoder = {1, 32, 2, 64};
+  c.max_word_length = int(Words::T);
+  c.modality_dropout = 0;
+  return c;
+}
+
+}  // namespace ilt::test
