@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
 #ifdef ILT_HAVE_TORCH
       // Training step time split by part: forward of each part (timed), backward, optimizer,
       // waiting for data. Model FLOP/s and the machine's own matmul FLOP/s for comparison.
-      torch::set_num_threads(threads > 0 ? threads : default_threads());
+      set_cpu_threads(threads > 0 ? threads : default_threads());
       torch::manual_seed(0);
       DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
       ModelConfig mc = model_config(train_config);

@@ -34,9 +34,26 @@ for line in sys.stdin:
 "$bin/ilt-inspect" "$out/images.shard" "${words[@]}" --sheet "$out/scripts.png" --png-dir "$out/png" > /dev/null
 
 echo "== pack: words + images -> training examples (train and validation)"
-"$bin/ilt-pack" "$out/words.shard" --images "$out/images.shard" -o "$out/demo" --validation-fraction 0.05
+"$bin/ilt-pack" "$out/words.shard" --images "$out/images.shard" -o "$out/demo" --validation-fraction 0.05 \
+  --max-seq-length 64
 "$bin/ilt-inspect" "$out/demo.train.examples" > "$out/examples.summary.txt"
 "$bin/ilt-inspect" "$out/demo.train.examples" --dump 0 > "$out/examples.sample.jsonl"
+
+echo "== train: the tiny model for about two minutes (demo-out/run/, plot in demo-out/loss.png)"
+rm -rf "$out/run"
+"$bin/ilt-train" --train "$out/demo.train.examples" --validation "$out/demo.validation.examples" \
+  --config tiny --output "$out/run" --batch-size 8 --max-steps 400 --max-minutes 2 --warmup 30 \
+  --eval-every 50 --save-every 100 --log-every 25
+"$root/scripts/plot-metrics" "$out/run/metrics.jsonl" "$out/loss.png" --title "ilt tiny on the UDHR demo corpus"
+/usr/bin/python3 - "$out/run/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+val = [r for r in rows if r["split"] == "validation"]
+tr = [r for r in rows if r["split"] == "train"]
+print(f"   train loss {tr[0]['loss']:.3f} (step {tr[0]['step']}) -> {tr[-1]['loss']:.3f} (step {tr[-1]['step']})")
+if val:
+    print(f"   validation bpb {val[0]['bpb']:.3f} (step {val[0]['step']}) -> {val[-1]['bpb']:.3f} (step {val[-1]['step']})")
+PY
 
 grep -E '"(documents|words|images)"' "$out/words.summary.txt" "$out/images.summary.txt" | sort -u | sed 's/^/   /'
 echo "demo done: outputs in demo-out/"

@@ -8,7 +8,7 @@ packages=(
   libicu-dev libpango1.0-dev libcairo2-dev
   libtorch-dev libopenblas0-pthread
   fonts-noto-core fonts-droid-fallback fonts-nanum fonts-symbola
-  python3 python3-zstandard python3-numpy
+  python3 python3-zstandard python3-numpy python3-matplotlib
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 
 #include "common/error.h"
@@ -132,19 +134,42 @@ BytesEncoderImpl::BytesEncoderImpl(const ModelConfig& c) {
   stack->theta = c.rope_theta;
 }
 
-torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
-  // Real length = last non-PAD byte + 1 (a NUL word, [BOS 0 EOS], keeps its 0).
-  auto nz = bytes.ne(0);
+namespace {
+// Real length of each row of bytes-encoder input: last non-PAD byte + 1 (a NUL word,
+// [BOS 0 EOS], keeps its 0).
+torch::Tensor byte_lengths(const torch::Tensor& bytes) {
   auto idx = torch::arange(bytes.size(1), torch::dtype(torch::kLong).device(bytes.device()));
-  auto len = (nz.to(torch::kLong) * (idx + 1)).amax(1);  // [N]
-  int64_t S = std::max<int64_t>(1, len.max().item<int64_t>());
-  auto b = bytes.index({Slice(), Slice(0, S)});
-  auto valid = idx.index({Slice(0, S)}).unsqueeze(0) < len.unsqueeze(1);  // [N, S]
-  auto mask = valid.unsqueeze(1).unsqueeze(2) | torch::eye(S, valid.options()).unsqueeze(0).unsqueeze(0);
-  auto pos = idx.index({Slice(0, S)}).unsqueeze(0).expand({b.size(0), S});
-  auto h = stack(embed(b), mask, false, pos);  // [N, S, D]
-  auto w = valid.unsqueeze(-1).to(h.dtype());
-  return (h * w).sum(1) / w.sum(1).clamp_min(1);
+  return (bytes.ne(0).to(torch::kLong) * (idx + 1)).amax(1);
+}
+// Length buckets: words are encoded in groups trimmed to the group's longest word.
+constexpr int64_t kBuckets[] = {8, 16, 32, 64, 128, 256};
+}  // namespace
+
+torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
+  const int64_t N = bytes.size(0), D = embed->byte_table.size(1);
+  auto len = byte_lengths(bytes);
+  auto len_cpu = len.to(torch::kCPU);
+  auto out = torch::zeros({N, D}, embed->byte_table.options());
+  int64_t lo = 0;
+  for (int64_t hi : kBuckets) {
+    auto members = ((len_cpu > lo) & (len_cpu <= hi)).nonzero().squeeze(1);
+    if (hi >= bytes.size(1)) members = (len_cpu > lo).nonzero().squeeze(1);
+    lo = hi;
+    if (members.numel() > 0) {
+      auto m = members.to(bytes.device());
+      auto l = len.index({m});
+      int64_t S = std::max<int64_t>(1, len_cpu.index({members}).max().item<int64_t>());
+      auto b = bytes.index({m}).index({Slice(), Slice(0, S)});
+      auto idx = torch::arange(S, torch::dtype(torch::kLong).device(bytes.device()));
+      auto valid = idx.unsqueeze(0) < l.unsqueeze(1);  // [G, S]
+      auto mask = valid.unsqueeze(1).unsqueeze(2) | torch::eye(S, valid.options()).unsqueeze(0).unsqueeze(0);
+      auto h = stack(embed(b), mask, false, idx.unsqueeze(0).expand({b.size(0), S}));  // [G, S, D]
+      auto w = valid.unsqueeze(-1).to(h.dtype());
+      out.index_put_({m}, (h * w).sum(1) / w.sum(1).clamp_min(1));
+    }
+    if (hi >= bytes.size(1)) break;
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------ the model
@@ -293,7 +318,22 @@ double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
     flops += 2 * patches * c.image_height * c.patch_width * c.image_encoder.dim;
     flops += stack_flops(c.image_encoder, patches, patches / std::max(1.0, n));
   }
-  if (c.has_bytes()) flops += stack_flops(c.bytes_encoder, n * c.max_word_length, c.max_word_length);
+  if (c.has_bytes()) {
+    // As computed: each length bucket trimmed to its longest word.
+    auto len = byte_lengths(b.unique_word_bytes).to(torch::kCPU);
+    int64_t lo = 0;
+    for (int64_t hi : kBuckets) {
+      auto in = (len > lo) & (len <= hi);
+      if (hi >= c.max_word_length) in = len > lo;
+      double count = in.sum().item<double>();
+      if (count > 0) {
+        double S = (len * in.to(torch::kLong)).max().item<double>();
+        flops += stack_flops(c.bytes_encoder, count * S, S);
+      }
+      lo = hi;
+      if (hi >= c.max_word_length) break;
+    }
+  }
   double words = double(b.words), L = double(b.word_mask.size(1));
   flops += 2 * words * (c.has_image() * c.image_encoder.dim + c.has_bytes() * c.bytes_encoder.dim) * c.latent.dim;
   flops += stack_flops(c.latent, words, L);
@@ -301,6 +341,12 @@ double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
   flops += 2 * words * c.latent.dim * c.bytes_decoder.dim;
   flops += stack_flops(c.bytes_decoder, targets + words, 8) + 2 * targets * c.bytes_decoder.dim * 256;
   return flops;
+}
+
+void set_cpu_threads(int threads) {
+  using SetThreads = void (*)(int);
+  if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
+  torch::set_num_threads(std::max(1, threads));
 }
 
 Batch to_device(const Batch& b, const torch::Device& d) {

@@ -104,7 +104,7 @@ int train(const TrainOptions& opt_in) {
   if (o.output.empty()) fail("--output is required");
   if (o.train.empty()) fail("--train is required");
   if (o.grad_accum < 1) fail("--grad-accum must be at least 1");
-  torch::set_num_threads(o.threads > 0 ? o.threads : default_threads());
+  set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::manual_seed(o.seed);
   torch::Device dev(o.device);
   if (dev.is_cuda() && !torch::cuda::is_available()) fail("--device {}: CUDA is not available", o.device);
