@@ -46,6 +46,9 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
     out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
     out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
     out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
+    out.doc_words = torch::zeros({B, Lb}, torch::kInt32);
+    int32_t* dw = out.doc_words.data_ptr<int32_t>();
+    out.doc_tags.resize(size_t(B));
     uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
     uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
     uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
@@ -63,11 +66,14 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
       const Example& ex = exs[b];
       const std::vector<WordImage>& vocab = *vocabs[b];
       int64_t l = 0;
-      for (size_t d = 0; d < ex.docs.size(); ++d)
+      for (size_t d = 0; d < ex.docs.size(); ++d) {
+        out.doc_tags[size_t(b)].push_back(ex.docs[d].tag);
         for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
           pos[b * Lb + l] = ex.docs[d].first_position + k;
           doc[b * Lb + l] = int32_t(d);
+          dw[b * Lb + l] = int32_t(ex.docs[d].doc_words);
         }
+      }
       for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
         for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
       for (l = 0; l < int64_t(ex.size()); ++l) {

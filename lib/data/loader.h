@@ -47,6 +47,8 @@ struct Batch {
   torch::Tensor image_patches;   // [P, H, W_p] uint8: patches of the distinct images, image after image
   torch::Tensor image_patch_counts;  // [N] int64: patches per distinct image
   torch::Tensor unique_word_bytes;   // [N, T] uint8: bytes-encoder input of each distinct word
+  torch::Tensor doc_words;       // [B, L] int32: length in words of the document the word is in
+  std::vector<std::vector<std::string>> doc_tags;  // [B][document piece] the documents' tags
   int64_t words = 0;             // real words in the batch
   int64_t label_bytes = 0;       // text bytes the targets encode (labels without EOS)
   uint64_t epoch = 0;            // epoch of the batch's first example

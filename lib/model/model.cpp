@@ -264,6 +264,11 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   auto targets = b.decoder_target.reshape({B * L, -1}).index({real});
   auto lengths_cpu = lengths.to(torch::kCPU);
   auto word_nats = torch::zeros({B * L}, h.options());
+  torch::Tensor word_correct, word_exact;
+  if (o.accuracy) {
+    word_correct = torch::zeros({B * L}, torch::dtype(torch::kLong).device(h.device()));
+    word_exact = torch::zeros({B * L}, torch::dtype(torch::kBool).device(h.device()));
+  }
   out.nats = torch::zeros({}, h.options());
   const int64_t T = b.decoder_input.size(2);
   int64_t lo = 0;
@@ -286,6 +291,14 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
                                F::CrossEntropyFuncOptions().reduction(torch::kNone))
                   .view({-1, n}) * valid.to(logits.dtype());
     word_nats.index_add_(0, real.index({m}), ce.sum(1).to(word_nats.dtype()));
+    if (o.accuracy) {
+      // Greedy decoding from the gold context reproduces the gold word exactly when the
+      // argmax is right at every target byte (it diverges at the first wrong one).
+      auto right = (logits.argmax(-1) == tgt) & valid;
+      auto count = right.sum(1);
+      word_correct.index_put_({real.index({m})}, count);
+      word_exact.index_put_({real.index({m})}, count == len);
+    }
     out.nats = out.nats + ce.sum();
     out.decoder_slots += x.size(0) * n;
     if (o.return_logits) out.logits.push_back(logits);
@@ -293,6 +306,10 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   out.target_bytes = lengths_cpu.sum().item<int64_t>();
   out.decoder_real = out.target_bytes;
   out.word_nats = word_nats.view({B, L});
+  if (o.accuracy) {
+    out.word_correct = word_correct.view({B, L});
+    out.word_exact = word_exact.view({B, L});
+  }
   out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
   if (t) t->decoder += seconds(t0);
   return out;

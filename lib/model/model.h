@@ -90,6 +90,7 @@ struct ForwardOptions {
   bool use_image = true;  // evaluation-time switches: a disabled part contributes zeros
   bool use_bytes = true;
   bool return_logits = false;  // keep per-word logits (tests, generation)
+  bool accuracy = false;       // fill word_correct / word_exact (evaluation)
 };
 
 struct ForwardOutput {
@@ -97,6 +98,9 @@ struct ForwardOutput {
   torch::Tensor nats;            // summed cross-entropy (scalar)
   torch::Tensor word_nats;       // [B, L] summed cross-entropy of each word's target bytes
   torch::Tensor latent;          // [B, L, Dl] the latent transformer's output
+  torch::Tensor word_correct;    // [B, L] target bytes whose argmax is right (with accuracy)
+  torch::Tensor word_exact;      // [B, L] bool: every target byte right = greedy decoding from
+                                 // the gold context reproduces the gold word (with accuracy)
   int64_t target_bytes = 0;      // real target bytes (labels + EOS)
   int64_t decoder_slots = 0;     // decoder positions computed (with bucket padding)
   int64_t decoder_real = 0;      // of which real

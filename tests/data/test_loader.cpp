@@ -1,4 +1,6 @@
 // Data loader: batches from shards written by the real pipeline (segment, render, pack).
+#include <stdlib.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -14,7 +16,10 @@ namespace {
 std::string demo_examples() {
   static std::string path = [] {
     std::string bin = ILT_BINARY_DIR;
-    std::string dir = "loader-data";
+    // One directory per process: CTest runs the test cases in parallel.
+    char tmpl[] = "loader-data-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    std::string dir = tmpl;
     std::string cmd = "set -e; mkdir -p " + dir + "; cd " + dir + "; " + bin + "/ilt-segment " ILT_SOURCE_DIR
                       "/data/demo/udhr-eng-heb.txt -o w.shard 2>/dev/null; " + bin +
                       "/ilt-render w.shard -o i.shard 2>/dev/null; " + bin +

@@ -180,5 +180,17 @@ TEST_CASE("model: overfit on four tiny texts, full, image-only and bytes-only") 
     CHECK(score(m, w, "a dog") < score(m, w, "a fish"));  // word
     CHECK(score(m, w, "b a") < score(m, w, "b A"));       // byte
     CHECK(score(m, w, "a b") < score(m, w, "a c"));
+    // Overfit: greedy decoding from the gold context gives back every word that its context
+    // determines: the end of each text, and "a" after "b ". (After BOS or "a " the seen
+    // continuations differ, so those positions cannot all be exact.)
+    torch::NoGradGuard g;
+    ForwardOptions acc;
+    acc.accuracy = true;
+    auto out = m->forward(b, acc);
+    for (int64_t row = 0; row < 4; ++row) CHECK(out.word_exact[row][2].item<bool>());
+    CHECK(out.word_exact[1][1].item<bool>());  // "b " -> "a"
+    double exact = out.word_exact.masked_select(b.word_mask).to(torch::kFloat).mean().item<double>();
+    CHECK(exact >= 0.6);
+    CHECK(out.word_correct.sum().item<int64_t>() <= b.target_lengths.sum().item<int64_t>());
   }
 }

@@ -56,5 +56,28 @@ check "non-finite loss: message" grep -q "non-finite" err.txt
 check "non-finite loss: last good checkpoint kept" test -s nan/step-0000001/model.safetensors
 check "bad preset: clear error" bash -c "'$bin/ilt-train' --train d.train.examples --output x --config nope 2>&1 | grep -q \"unknown model preset 'nope'\""
 
+# ilt-eval on the trained checkpoint: report, JSON, modality switch, renderer check.
+"$bin/ilt-eval" --checkpoint full --data d.validation.examples --json eval.json --threads 1 > eval.txt 2>/dev/null
+check "eval: table printed" grep -q "^overall" eval.txt
+check "eval: JSON report" "$py" -c "
+import json; r = json.load(open('eval.json')); o = r['overall']
+assert o['words'] > 0 and o['loss'] > 0 and 0 <= o['byte_accuracy'] <= 1 and 0 <= o['exact_match'] <= 1, o
+assert abs(o['bpb'] - o['loss'] * o['target_bytes'] / (0.6931471805599453 * o['label_bytes'])) < 1e-6
+assert r['checkpoint'].endswith('step-0000008')"
+"$bin/ilt-eval" --checkpoint full --data d.validation.examples --json eval-noimg.json --disable-modality image --threads 1 >/dev/null 2>&1
+check "eval: disabling the image encoder changes the loss" "$py" -c "
+import json; a = json.load(open('eval.json')); b = json.load(open('eval-noimg.json'))
+assert a['overall']['loss'] != b['overall']['loss'] and b['modalities']['image'] is False"
+"$bin/ilt-eval" --checkpoint full --data d.validation.examples --json - --threads 1 2>/dev/null > a.json
+"$bin/ilt-eval" --checkpoint full --data d.validation.examples --json - --threads 1 2>/dev/null > b.json
+check "eval: deterministic" cmp -s a.json b.json
+"$bin/ilt-render" w.shard -o small.shard --font-px 10 2>/dev/null
+"$bin/ilt-pack" w.shard --images small.shard -o s --max-seq-length 32 2>/dev/null
+"$bin/ilt-eval" --checkpoint full --data s.train.examples >/dev/null 2>err.txt
+rc=$?
+check "eval: refuses data rendered differently" test $rc -ne 0
+check "eval: says why" grep -q "font_px" err.txt
+check "eval: override flag" "$bin/ilt-eval" --checkpoint full --data s.train.examples --allow-render-mismatch --max-batches 1 --threads 1
+
 echo "train-cli: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
