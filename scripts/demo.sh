@@ -45,6 +45,9 @@ rm -rf "$out/run"
   --config tiny --output "$out/run" --batch-size 8 --max-steps 400 --max-minutes 2 --warmup 30 \
   --eval-every 50 --save-every 100 --log-every 25
 "$root/scripts/plot-metrics" "$out/run/metrics.jsonl" "$out/loss.png" --title "ilt tiny on the UDHR demo corpus"
+
+echo "== eval: the trained model on the validation split (demo-out/eval.json)"
+"$bin/ilt-eval" --checkpoint "$out/run" --data "$out/demo.validation.examples" --json "$out/eval.json"
 /usr/bin/python3 - "$out/run/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

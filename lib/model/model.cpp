@@ -40,7 +40,9 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const std::pair<torch::Tensor
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, bool causal) {
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal && !mask.defined());
+  std::optional<at::Tensor> m;
+  if (mask.defined()) m = mask;
+  return at::scaled_dot_product_attention(q, k, v, m, 0.0, causal && !mask.defined());
 #else
   auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(q.size(-1)));
   if (mask.defined()) {

@@ -5,22 +5,7 @@
 set -uo pipefail
 bin=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
-# expect_error WHAT PATTERN CMD...: exits non-zero, one stderr line matching PATTERN.
-expect_error() {
-  local what=$1 pattern=$2; shift 2
-  if "$@" >out.txt 2>err.txt; then bad "$what: exited 0"; return; fi
-  if [[ $(wc -l <err.txt) -ne 1 ]]; then bad "$what: stderr is not one line: $(cat err.txt)"; return; fi
-  if ! grep -q -- "$pattern" err.txt; then bad "$what: '$pattern' not in: $(cat err.txt)"; return; fi
-  ok
-}
+source "$src/tests/harness.sh"
 
 demo=$src/data/demo/udhr.jsonl
 
@@ -85,5 +70,4 @@ check "no output from a failed pipe read" test ! -e p.shard
 check "unknown flag fails" bash -c "! '$bin/ilt-segment' --no-such-flag 2>/dev/null"
 check "--help explains" bash -c "'$bin/ilt-segment' --help | grep -q 'lossless'"
 
-echo "cli: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+report cli

@@ -5,22 +5,7 @@
 set -uo pipefail
 bin=$1
 src=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
-# expect_error WHAT PATTERN CMD...: exits non-zero, one stderr line matching PATTERN.
-expect_error() {
-  local what=$1 pattern=$2; shift 2
-  if "$@" >out.txt 2>err.txt; then bad "$what: exited 0"; return; fi
-  if [[ $(wc -l <err.txt) -ne 1 ]]; then bad "$what: stderr is not one line: $(cat -A err.txt)"; return; fi
-  if ! grep -q -- "$pattern" err.txt; then bad "$what: '$pattern' not in: $(cat err.txt)"; return; fi
-  ok
-}
+source "$src/tests/harness.sh"
 # json FILE EXPR: evaluates a Python expression over `ilt-inspect FILE --json` (as j).
 json() { "$bin/ilt-inspect" "$1" --json | python3 -c "import json, sys; j = json.load(sys.stdin); print($2)"; }
 # Bytes of a shard from its first block on (records, index, footer; not the header).
@@ -102,5 +87,4 @@ expect_error "images shard as words" "is a 'images' shard, expected 'words'" \
 check "bad --labels fails" bash -c "! '$bin/ilt-pack' words.shard --images images.shard -o wrong/l --labels nope 2>/dev/null"
 check "no outputs after flag errors" test -z "$(ls -A wrong)"
 
-echo "pack-cli: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+report pack-cli

@@ -6,14 +6,7 @@ set -uo pipefail
 bin=$1
 src=$2
 py=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-cd "$tmp"
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+source "$src/tests/harness.sh"
 losses() { grep '"split":"train"' "$1" | "$py" -c 'import json,sys; print(" ".join("%.9g" % json.loads(l)["loss"] for l in sys.stdin))'; }
 
 "$bin/ilt-segment" "$src/data/demo/udhr-eng-heb.txt" -o w.shard 2>/dev/null
@@ -79,5 +72,4 @@ check "eval: refuses data rendered differently" test $rc -ne 0
 check "eval: says why" grep -q "font_px" err.txt
 check "eval: override flag" "$bin/ilt-eval" --checkpoint full --data s.train.examples --allow-render-mismatch --max-batches 1 --threads 1
 
-echo "train-cli: $passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+report train-cli
