@@ -46,23 +46,32 @@ echo "in-process (ilt-bench):"
 "$bin/ilt-bench" --text "gen-$mb.txt" --max-render-words 100000 | report
 
 echo "end to end (the tools, files on disk, single process):"
+words=0
+declare -A stage_s
 t0=$(date +%s.%N)
 "$bin/ilt-segment" "gen-$mb.txt" -o gen.words 2>/dev/null
 t1=$(date +%s.%N)
 bytes=$(stat -c %s "gen-$mb.txt")
 /usr/bin/python3 -c "b=$bytes; s=$t1-$t0; print(f'  ilt-segment {b/1e6:.0f} MB: {s:.2f} s = {b/s/1e6:.1f} MB/s (read, validate, hash, segment, compress, write)')"
+stage_s[segment]=$(/usr/bin/python3 -c "print($t1-$t0)")
 for th in 1 $(nproc); do
   t0=$(date +%s.%N)
   "$bin/ilt-render" gen.words -o gen.images --threads "$th" 2>/dev/null
   t1=$(date +%s.%N)
   n=$("$bin/ilt-inspect" gen.images --no-stats --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["counts"]["images"])')
   /usr/bin/python3 -c "n=$n; s=$t1-$t0; print(f'  ilt-render --threads $th: {n} distinct words in {s:.2f} s = {n/s:.0f} words/s (incl. start-up, reading, dedup, compress, write)')"
+  if [[ $th == 1 ]]; then stage_s[render]=$(/usr/bin/python3 -c "print($t1-$t0)"); fi
 done
 t0=$(date +%s.%N)
 "$bin/ilt-pack" gen.words --images gen.images -o gen --validation-fraction 0.01 2>/dev/null
 t1=$(date +%s.%N)
 words=$("$bin/ilt-inspect" gen.words --no-stats --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["meta"]["counts"]["words"])')
 /usr/bin/python3 -c "w=$words; s=$t1-$t0; print(f'  ilt-pack: {w} words in {s:.2f} s = {w/s:.0f} words/s on one core (load images, check, label, shuffle, write)')"
+stage_s[pack]=$(/usr/bin/python3 -c "print($t1-$t0)")
+echo "  stages in input words per second, one process each (the slowest stage bounds the pipeline):"
+for st in segment render pack; do
+  /usr/bin/python3 -c "w=$words; s=${stage_s[$st]}; print(f'    {\"$st\":<8} {w/s:10.0f} words/s')"
+done
 "$bin/ilt-bench" --examples gen.train.examples --min-seconds 3 | report
 echo "  (stage ratios: compare words/s of segment, render and pack above; the loader figure is compared"
 echo "   with ilt-train's consumption in scripts/bench-train.sh once the trainer exists)"
