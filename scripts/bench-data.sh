@@ -73,5 +73,4 @@ for st in segment render pack; do
   /usr/bin/python3 -c "w=$words; s=${stage_s[$st]}; print(f'    {\"$st\":<8} {w/s:10.0f} words/s')"
 done
 "$bin/ilt-bench" --examples gen.train.examples --min-seconds 3 | report
-echo "  (stage ratios: compare words/s of segment, render and pack above; the loader figure is compared"
-echo "   with ilt-train's consumption in scripts/bench-train.sh once the trainer exists)"
+echo "  (scripts/bench-train.sh compares the loader with what ilt-train consumes)"
