@@ -64,20 +64,6 @@ std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_spac
   return old;
 }
 
-std::vector<std::string> renumber_vocab(std::vector<Example>* examples, const std::vector<std::string>& vocab) {
-  std::vector<int64_t> map(vocab.size(), -1);
-  std::vector<std::string> out;
-  for (Example& ex : *examples)
-    for (uint32_t& id : ex.word_ids) {
-      if (map[id] < 0) {
-        map[id] = int64_t(out.size());
-        out.push_back(vocab[id]);
-      }
-      id = uint32_t(map[id]);
-    }
-  return out;
-}
-
 Packer::Packer(PackOptions options, std::function<void(const std::string&)> warn)
     : opt_(options), warn_(std::move(warn)) {
   if (opt_.max_seq_length < 1) fail("--max-seq-length must be at least 1");

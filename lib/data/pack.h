@@ -68,8 +68,4 @@ void shuffle_examples(std::vector<Example>* examples, uint64_t seed);
 // pass over the records the old ids number.
 std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_space);
 
-// Renumbers word ids in order of first use over `examples` and returns the new vocabulary
-// (old ids index `vocab`). Makes the vocabulary order follow the example order.
-std::vector<std::string> renumber_vocab(std::vector<Example>* examples, const std::vector<std::string>& vocab);
-
 }  // namespace ilt
