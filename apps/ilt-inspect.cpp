@@ -54,11 +54,8 @@ struct Summary {
 std::vector<std::string> load_vocab(const std::string& examples_path, const nlohmann::json& header) {
   std::vector<std::string> words;
   if (!header.contains("vocab") || examples_path == "-") return words;
-  size_t slash = examples_path.rfind('/');
-  std::string path = (slash == std::string::npos ? "" : examples_path.substr(0, slash + 1)) +
-                     header["vocab"].get<std::string>();
   try {
-    ShardReader v(path, kKindVocab);
+    ShardReader v(vocab_path(examples_path, header), kKindVocab);
     std::string_view rec;
     WordImage img;
     while (v.next(&rec)) {

@@ -6,24 +6,12 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/bytes.h"
-#include "common/hash.h"
 #include "data/pack.h"
 #include "shard/records.h"
 #include "shard/shard.h"
 
 using namespace ilt;
 
-namespace {
-std::string base_name(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
-}
-nlohmann::json source(const std::string& path, uint64_t records) {
-  nlohmann::json j = {{"name", path}, {"records", records}};
-  if (path != "-") j["sha256"] = sha256_file(path);
-  return j;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -84,7 +72,7 @@ int main(int argc, char** argv) {
         }
       }
       shard_records.push_back(r.next_index());
-      image_sources.push_back(source(path, r.next_index()));
+      image_sources.push_back(shard_source(path, r.next_index()));
     }
     Progress progress("ilt-pack", 0);
     auto warn = [](const std::string& m) { fmt::print(stderr, "ilt-pack: warning: {}\n", m); };
@@ -114,7 +102,7 @@ int main(int argc, char** argv) {
         (is_validation(doc.text(), validation) ? valid : train).add(words, ids, doc.tag, doc.id);
         progress.update(train.words() + valid.words(), "words packed");
       }
-      sources.push_back(source(path, r.next_index()));
+      sources.push_back(shard_source(path, r.next_index()));
     }
 
     nlohmann::json params = {{"labels", labels}, {"max_word_length", po.max_word_length},
@@ -122,7 +110,7 @@ int main(int argc, char** argv) {
                              {"validation_fraction", validation}, {"seed", seed}};
     std::string summary;
     struct Split {
-      Packer* packer;
+      Packer* packer = nullptr;
       std::string name;
       std::vector<uint32_t> used;  // image numbers in vocabulary order (ascending)
       std::unique_ptr<ShardWriter> vocab, examples;
@@ -130,8 +118,12 @@ int main(int argc, char** argv) {
       nlohmann::json footer = {};
     };
     std::vector<Split> splits;
-    splits.push_back({&train, "train"});
-    if (validation > 0) splits.push_back({&valid, "validation"});
+    splits.emplace_back().packer = &train;
+    splits.back().name = "train";
+    if (validation > 0) {
+      splits.emplace_back().packer = &valid;
+      splits.back().name = "validation";
+    }
     nlohmann::json foot_inputs = {{"inputs", sources}, {"image_inputs", image_sources}};
     for (Split& sp : splits) {
       std::vector<Example>& exs = sp.packer->examples();
@@ -139,7 +131,7 @@ int main(int argc, char** argv) {
       sp.used = compact_ids(&exs, next_image);
       std::string ex_path = prefix + "." + sp.name + ".examples", vocab_path = prefix + "." + sp.name + ".vocab";
       nlohmann::json head = {{"tool", "ilt-pack"}, {"version", ILT_VERSION}, {"split", sp.name},
-                             {"params", params}, {"render", render}, {"vocab", base_name(vocab_path)}};
+                             {"params", params}, {"render", render}, {"vocab", vocab_name(vocab_path)}};
       sp.vocab = std::make_unique<ShardWriter>(vocab_path, kKindVocab, head);
       uint64_t words = 0, slots = 0, pieces = 0;
       sp.examples = std::make_unique<ShardWriter>(ex_path, kKindExamples, head);

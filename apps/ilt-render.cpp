@@ -7,7 +7,6 @@
 
 #include "common/cli.h"
 #include "common/error.h"
-#include "common/hash.h"
 #include "common/png.h"
 #include "render/render_words.h"
 #include "shard/records.h"
@@ -113,9 +112,7 @@ int main(int argc, char** argv) {
           if (batch.size() >= 16384) flush();
         }
       }
-      nlohmann::json src = {{"name", in}, {"records", reader.next_index()}};
-      if (in != "-") src["sha256"] = sha256_file(in);
-      sources.push_back(src);
+      sources.push_back(shard_source(in, reader.next_index()));
     }
     if (!batch.empty()) flush();
     writer.finish({{"inputs", sources},

@@ -1,5 +1,7 @@
 #include "data/examples.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/bytes.h"
 #include "common/error.h"
 
@@ -68,6 +70,18 @@ void decode_example(std::string_view rec, Example* ex) {
   ex->labels.resize(n);
   for (auto& l : ex->labels) l.assign(r.bytes(r.varint()));
   if (!r.done()) fail("example: {} stray bytes at the end", r.remaining());
+}
+
+std::string vocab_path(const std::string& examples_path, const nlohmann::json& header) {
+  auto it = header.find("vocab");
+  if (it == header.end() || !it->is_string()) fail("{}: header names no vocabulary shard", examples_path);
+  size_t slash = examples_path.rfind('/');
+  return (slash == std::string::npos ? std::string() : examples_path.substr(0, slash + 1)) + it->get<std::string>();
+}
+
+std::string vocab_name(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 // bytes and its image), so every distinct word is stored, and later encoded, once.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,12 @@ struct Example {
 std::string encode_example(const Example& ex);
 // Throws ilt::Error on malformed records (also checks the invariants above).
 void decode_example(std::string_view rec, Example* ex);
+
+// The vocabulary shard named by an examples shard's header ("vocab"), beside that shard.
+// Throws ilt::Error if the header names none.
+std::string vocab_path(const std::string& examples_path, const nlohmann::json& header);
+// The name ilt-pack records for a vocabulary written at `path` (its file name).
+std::string vocab_name(const std::string& path);
 
 // Per-position helpers shared by the packer, the loader and the tests.
 

@@ -4,119 +4,112 @@
 #include <deque>
 #include <exception>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <unordered_map>
 
 #include "common/error.h"
 #include "data/examples.h"
+#include "data/pack.h"
 #include "shard/records.h"
 #include "shard/shard.h"
 
 namespace ilt {
 
 namespace {
-std::string dir_of(const std::string& p) {
-  size_t s = p.rfind('/');
-  return s == std::string::npos ? std::string() : p.substr(0, s + 1);
-}
-
 // One examples shard and its vocabulary, held in memory.
 struct Source {
   std::string path;
   std::vector<std::string> records;  // encoded examples
-  std::vector<std::string> words;    // vocabulary: id -> word bytes
   std::vector<WordImage> images;     // vocabulary: id -> image
 };
 }  // namespace
 
 Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::vector<WordImage>*>& vocabs,
                  int64_t T, int64_t H, int64_t Wp) {
-    const int64_t B = int64_t(exs.size());
-    int64_t Lb = 1;
-    for (const Example& ex : exs) Lb = std::max<int64_t>(Lb, int64_t(ex.size()));
-    Batch out;
-    auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
-    out.word_bytes = torch::zeros({B, Lb, T}, u8);
-    out.decoder_input = torch::zeros({B, Lb, T}, u8);
-    out.decoder_target = torch::zeros({B, Lb, T}, u8);
-    out.word_mask = torch::zeros({B, Lb}, torch::kBool);
-    out.positions = torch::zeros({B, Lb}, torch::kInt64);
-    out.doc_ids = torch::full({B, Lb}, -1, torch::kInt32);
-    out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
-    out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
-    out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
-    out.doc_words = torch::zeros({B, Lb}, torch::kInt32);
-    int32_t* dw = out.doc_words.data_ptr<int32_t>();
-    out.doc_tags.resize(size_t(B));
-    uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
-    uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
-    uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
-    bool* wm = out.word_mask.data_ptr<bool>();
-    int64_t* pos = out.positions.data_ptr<int64_t>();
-    int32_t* doc = out.doc_ids.data_ptr<int32_t>();
-    int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
-    int32_t* tl = out.target_lengths.data_ptr<int32_t>();
-    int64_t* img = out.image_index.data_ptr<int64_t>();
-    // Distinct images of the batch, in order of first use: (vocabulary, id) -> index.
-    std::unordered_map<const WordImage*, int64_t> distinct;
-    std::vector<const WordImage*> images;
-    std::string unique_bytes;  // N x T
-    for (int64_t b = 0; b < B; ++b) {
-      const Example& ex = exs[b];
-      const std::vector<WordImage>& vocab = *vocabs[b];
-      int64_t l = 0;
-      for (size_t d = 0; d < ex.docs.size(); ++d) {
-        out.doc_tags[size_t(b)].push_back(ex.docs[d].tag);
-        for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
-          pos[b * Lb + l] = ex.docs[d].first_position + k;
-          doc[b * Lb + l] = int32_t(d);
-          dw[b * Lb + l] = int32_t(ex.docs[d].doc_words);
-        }
+  const int64_t B = int64_t(exs.size());
+  int64_t Lb = 1;
+  for (const Example& ex : exs) Lb = std::max<int64_t>(Lb, int64_t(ex.size()));
+  Batch out;
+  auto u8 = torch::TensorOptions().dtype(torch::kUInt8);
+  out.word_bytes = torch::zeros({B, Lb, T}, u8);
+  out.decoder_input = torch::zeros({B, Lb, T}, u8);
+  out.decoder_target = torch::zeros({B, Lb, T}, u8);
+  out.word_mask = torch::zeros({B, Lb}, torch::kBool);
+  out.positions = torch::zeros({B, Lb}, torch::kInt64);
+  out.doc_ids = torch::full({B, Lb}, -1, torch::kInt32);
+  out.prefix_ids = torch::full({B, Lb}, -1, torch::kInt32);
+  out.target_lengths = torch::zeros({B, Lb}, torch::kInt32);
+  out.image_index = torch::full({B, Lb}, -1, torch::kInt64);
+  out.doc_words = torch::zeros({B, Lb}, torch::kInt32);
+  int32_t* dw = out.doc_words.data_ptr<int32_t>();
+  out.doc_tags.resize(size_t(B));
+  uint8_t* wb = out.word_bytes.data_ptr<uint8_t>();
+  uint8_t* di = out.decoder_input.data_ptr<uint8_t>();
+  uint8_t* dt = out.decoder_target.data_ptr<uint8_t>();
+  bool* wm = out.word_mask.data_ptr<bool>();
+  int64_t* pos = out.positions.data_ptr<int64_t>();
+  int32_t* doc = out.doc_ids.data_ptr<int32_t>();
+  int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
+  int32_t* tl = out.target_lengths.data_ptr<int32_t>();
+  int64_t* img = out.image_index.data_ptr<int64_t>();
+  // Distinct images of the batch, in order of first use: (vocabulary, id) -> index.
+  std::unordered_map<const WordImage*, int64_t> distinct;
+  std::vector<const WordImage*> images;
+  std::string unique_bytes;  // N x T
+  for (int64_t b = 0; b < B; ++b) {
+    const Example& ex = exs[b];
+    const std::vector<WordImage>& vocab = *vocabs[b];
+    int64_t l = 0;
+    for (size_t d = 0; d < ex.docs.size(); ++d) {
+      out.doc_tags[size_t(b)].push_back(ex.docs[d].tag);
+      for (uint32_t k = 0; k < ex.docs[d].length; ++k, ++l) {
+        pos[b * Lb + l] = ex.docs[d].first_position + k;
+        doc[b * Lb + l] = int32_t(d);
+        dw[b * Lb + l] = int32_t(ex.docs[d].doc_words);
       }
-      for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
-        for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
-      for (l = 0; l < int64_t(ex.size()); ++l) {
-        const int64_t bl = b * Lb + l;
-        wm[bl] = true;
-        uint32_t id = ex.word_ids[l];
-        std::string in = word_input_bytes(vocab.at(id).word, size_t(T));
-        std::memcpy(wb + bl * T, in.data(), in.size());
-        std::string_view label = cut_label(ex.labels[l], size_t(T));
-        di[bl * T] = kBos;
-        std::memcpy(di + bl * T + 1, label.data(), label.size());
-        std::memcpy(dt + bl * T, label.data(), label.size());
-        dt[bl * T + label.size()] = kEos;
-        tl[bl] = int32_t(label.size() + 1);
-        out.label_bytes += int64_t(label.size());
-        auto [it, fresh] = distinct.try_emplace(&vocab[id], int64_t(images.size()));
-        if (fresh) {
-          images.push_back(&vocab[id]);
-          unique_bytes.append(in);
-          unique_bytes.append(size_t(T) - in.size(), char(kPad));
-        }
-        img[bl] = it->second;
+    }
+    for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
+      for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
+    for (l = 0; l < int64_t(ex.size()); ++l) {
+      const int64_t bl = b * Lb + l;
+      wm[bl] = true;
+      uint32_t id = ex.word_ids[l];
+      std::string in = word_input_bytes(vocab.at(id).word, size_t(T));
+      std::memcpy(wb + bl * T, in.data(), in.size());
+      std::string_view label = cut_label(ex.labels[l], size_t(T));
+      di[bl * T] = kBos;
+      std::memcpy(di + bl * T + 1, label.data(), label.size());
+      std::memcpy(dt + bl * T, label.data(), label.size());
+      dt[bl * T + label.size()] = kEos;
+      tl[bl] = int32_t(label.size() + 1);
+      out.label_bytes += int64_t(label.size());
+      auto [it, fresh] = distinct.try_emplace(&vocab[id], int64_t(images.size()));
+      if (fresh) {
+        images.push_back(&vocab[id]);
+        unique_bytes.append(in);
+        unique_bytes.append(size_t(T) - in.size(), char(kPad));
       }
-      out.words += int64_t(ex.size());
+      img[bl] = it->second;
     }
-    out.unique_word_bytes = torch::empty({int64_t(images.size()), T}, u8);
-    std::memcpy(out.unique_word_bytes.data_ptr<uint8_t>(), unique_bytes.data(), unique_bytes.size());
-    // Patches packed image after image, no padding to the widest image (NaViT style).
-    int64_t P = 0;
-    out.image_patch_counts = torch::empty({int64_t(images.size())}, torch::kInt64);
-    int64_t* counts = out.image_patch_counts.data_ptr<int64_t>();
-    for (size_t n = 0; n < images.size(); ++n) P += counts[n] = images[n]->width / Wp;
-    out.image_patches = torch::empty({P, H, Wp}, u8);
-    uint8_t* pp = out.image_patches.data_ptr<uint8_t>();
-    for (const WordImage* im : images) {
-      if (im->height != H || im->width % Wp != 0)
-        fail("image of {} is {}x{}, not rows of {}x{} patches", nlohmann::json(im->word).dump(), im->width, im->height, H, Wp);
-      for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
-        for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
-    }
-    return out;
+    out.words += int64_t(ex.size());
+  }
+  out.unique_word_bytes = torch::empty({int64_t(images.size()), T}, u8);
+  std::memcpy(out.unique_word_bytes.data_ptr<uint8_t>(), unique_bytes.data(), unique_bytes.size());
+  // Patches packed image after image, no padding to the widest image (NaViT style).
+  int64_t P = 0;
+  out.image_patch_counts = torch::empty({int64_t(images.size())}, torch::kInt64);
+  int64_t* counts = out.image_patch_counts.data_ptr<int64_t>();
+  for (size_t n = 0; n < images.size(); ++n) P += counts[n] = images[n]->width / Wp;
+  out.image_patches = torch::empty({P, H, Wp}, u8);
+  uint8_t* pp = out.image_patches.data_ptr<uint8_t>();
+  for (const WordImage* im : images) {
+    if (im->height != H || im->width % Wp != 0)
+      fail("image of {} is {}x{}, not rows of {}x{} patches", nlohmann::json(im->word).dump(), im->width, im->height, H, Wp);
+    for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
+      for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
+  }
+  return out;
 }
-
 
 struct DataLoader::Impl {
   LoaderOptions opt;
@@ -137,10 +130,7 @@ struct DataLoader::Impl {
   std::vector<uint64_t> order(uint64_t epoch) const {
     std::vector<uint64_t> o(index.size());
     for (uint64_t i = 0; i < o.size(); ++i) o[i] = i;
-    if (opt.shuffle) {
-      std::mt19937_64 rng(opt.seed * 0x9E3779B97F4A7C15ull + epoch);
-      for (size_t i = o.size(); i > 1; --i) std::swap(o[i - 1], o[rng() % i]);
-    }
+    if (opt.shuffle) seeded_shuffle(&o, opt.seed * 0x9E3779B97F4A7C15ull + epoch);
     return o;
   }
 
@@ -164,17 +154,17 @@ struct DataLoader::Impl {
     }
     std::string_view rec;
     while (r.next(&rec)) src.records.emplace_back(rec);
-    std::string vocab_path = dir_of(path) + r.header().at("vocab").get<std::string>();
-    ShardReader v(vocab_path, kKindVocab);
+    const std::string vocab = vocab_path(path, r.header());
+    ShardReader v(vocab, kKindVocab);
     while (v.next(&rec)) {
       src.images.emplace_back();
       try {
         decode_word_image(rec, &src.images.back());
       } catch (const Error& e) {
-        fail("{}: record {}: {}", vocab_path, v.next_index() - 1, e.what());
+        fail("{}: record {}: {}", vocab, v.next_index() - 1, e.what());
       }
       if (src.images.back().height != H || src.images.back().width % Wp != 0)
-        fail("{}: record {}: image {}x{} does not fit {}-pixel patches of height {}", vocab_path,
+        fail("{}: record {}: image {}x{} does not fit {}-pixel patches of height {}", vocab,
              v.next_index() - 1, src.images.back().width, src.images.back().height, Wp, H);
     }
     uint32_t s = uint32_t(sources.size());

@@ -1,6 +1,5 @@
 #include "data/pack.h"
 
-#include <random>
 
 #include "common/error.h"
 
@@ -39,11 +38,6 @@ bool is_validation(const std::string& text, double fraction) {
   h *= 0xff51afd7ed558ccdull;
   h ^= h >> 33;
   return double(h >> 11) / double(1ull << 53) < fraction;
-}
-
-void shuffle_examples(std::vector<Example>* examples, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  for (size_t i = examples->size(); i > 1; --i) std::swap((*examples)[i - 1], (*examples)[rng() % i]);
 }
 
 std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_space) {

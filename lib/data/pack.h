@@ -1,6 +1,7 @@
 // Packing documents (lists of words) into fixed-length training examples.
 #pragma once
 #include <functional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,8 +61,14 @@ std::string label_for(const std::vector<std::string>& words, size_t j, LabelMode
 // Deterministic train/validation split by a hash of the document's text.
 bool is_validation(const std::string& text, double fraction);
 
-// Fisher-Yates with mt19937_64: the same order on every platform for the same seed.
-void shuffle_examples(std::vector<Example>* examples, uint64_t seed);
+// Fisher-Yates with mt19937_64: the same order on every platform for the same seed
+// (std::shuffle's algorithm is left to the library).
+template <typename T>
+void seeded_shuffle(std::vector<T>* v, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (size_t i = v->size(); i > 1; --i) std::swap((*v)[i - 1], (*v)[rng() % i]);
+}
+inline void shuffle_examples(std::vector<Example>* examples, uint64_t seed) { seeded_shuffle(examples, seed); }
 
 // Renumbers word ids to 0..K-1 keeping their order (id_space: ids are below it) and returns
 // the old id of each new one, ascending: the vocabulary can then be written in one sequential

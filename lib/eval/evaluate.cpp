@@ -15,7 +15,6 @@
 namespace ilt {
 
 namespace {
-constexpr double kLn2 = 0.6931471805599453;
 
 struct Acc {
   double nats = 0, targets = 0, label_bytes = 0, correct = 0, words = 0, exact = 0;

@@ -93,6 +93,8 @@ struct ForwardOptions {
   bool accuracy = false;       // fill word_correct / word_exact (evaluation)
 };
 
+inline constexpr double kLn2 = 0.6931471805599453;  // nats -> bits
+
 struct ForwardOutput {
   torch::Tensor loss;            // mean cross-entropy over real target bytes (scalar)
   torch::Tensor nats;            // summed cross-entropy (scalar)

@@ -9,6 +9,7 @@
 
 #include "common/bytes.h"
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/io.h"
 
 namespace ilt {
@@ -414,6 +415,12 @@ std::string_view ShardReader::get(uint64_t i) {
     m.read_block_here(b);
   }
   return m.recs[i - m.blocks[b].first];
+}
+
+nlohmann::json shard_source(const std::string& path, uint64_t records) {
+  nlohmann::json j = {{"name", path}, {"records", records}};
+  if (path != "-") j["sha256"] = sha256_file(path);
+  return j;
 }
 
 void ShardReader::verify() {

@@ -81,4 +81,7 @@ class ShardReader {
   std::unique_ptr<Impl> impl_;
 };
 
+// Provenance of an input shard for a footer: {"name", "records", "sha256" (files only)}.
+nlohmann::json shard_source(const std::string& path, uint64_t records);
+
 }  // namespace ilt

@@ -37,7 +37,6 @@ double learning_rate(const TrainOptions& o, int64_t step) {
 
 namespace {
 
-constexpr double kLn2 = 0.6931471805599453;
 
 // AdamW groups: weight decay on matrices of Linear layers only, not on norms, biases or
 // embedding tables.
