@@ -35,6 +35,11 @@ void OutputFile::write(const void* data, size_t n) {
   offset_ += n;
 }
 
+void OutputFile::flush() {
+  if (!committed_ && std::fflush(f_) != 0)
+    fail("{}: write failed: {}", is_stdout_ ? "<stdout>" : tmp_, std::strerror(errno));
+}
+
 void OutputFile::commit() {
   if (committed_) return;
   if (std::fflush(f_) != 0)
@@ -74,6 +79,17 @@ size_t InputFile::read(void* data, size_t n) {
   if (got < n && std::ferror(f_)) fail("{}: read error at byte {}: {}", name_, offset_ + got, std::strerror(errno));
   offset_ += got;
   return got;
+}
+
+size_t InputFile::read_some(void* data, size_t n) {
+  while (true) {
+    ssize_t got = ::read(fileno(f_), data, n);
+    if (got >= 0) {
+      offset_ += uint64_t(got);
+      return size_t(got);
+    }
+    if (errno != EINTR) fail("{}: read error at byte {}: {}", name_, offset_, std::strerror(errno));
+  }
 }
 
 void InputFile::seek(uint64_t offset) {

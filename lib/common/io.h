@@ -17,6 +17,7 @@ class OutputFile {
   void write(const void* data, size_t n);
   void write(std::string_view s) { write(s.data(), s.size()); }
   uint64_t offset() const { return offset_; }
+  void flush();   // hand what was written to the OS (streaming output)
   void commit();  // flush, close, rename NAME.tmp -> NAME
   const std::string& path() const { return path_; }
 
@@ -37,6 +38,9 @@ class InputFile {
 
   // Reads up to n bytes; returns fewer only at end of input. Throws on read errors.
   size_t read(void* data, size_t n);
+  // Reads what is available, up to n bytes (at least 1 unless at the end): for pipes read
+  // as they come. Do not mix with read() on the same file.
+  size_t read_some(void* data, size_t n);
   bool seekable() const { return seekable_; }
   void seek(uint64_t offset);
   uint64_t size();  // seekable inputs only

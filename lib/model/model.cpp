@@ -67,10 +67,16 @@ BlockImpl::BlockImpl(const StackConfig& c) : heads(c.heads), ffn(c.ffn) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
-                                 const std::pair<torch::Tensor, torch::Tensor>& rope) {
+                                 const std::pair<torch::Tensor, torch::Tensor>& rope, CacheSlot* cache) {
   const int64_t N = x.size(0), S = x.size(1), D = x.size(2), Dh = D / heads;
   auto h = qkv(norm1(x)).view({N, S, 3, heads, Dh}).permute({2, 0, 3, 1, 4});  // [3, N, heads, S, Dh]
   auto q = apply_rotary(h[0], rope), k = apply_rotary(h[1], rope), v = h[2];
+  if (cache) {  // store the new keys and values, attend over everything cached so far
+    cache->k->scatter_(2, cache->write, k);
+    cache->v->scatter_(2, cache->write, v);
+    k = cache->k->narrow(2, 0, cache->used);
+    v = cache->v->narrow(2, 0, cache->used);
+  }
   auto a = attention(q, k, v, mask, causal).transpose(1, 2).reshape({N, S, D});
   auto y = x + proj(a);
   auto gu = gate_up(norm2(y)).chunk(2, -1);
@@ -87,6 +93,63 @@ torch::Tensor StackImpl::forward(torch::Tensor x, const torch::Tensor& mask, boo
   auto rope = rotary(positions, head_dim, theta);
   for (const auto& b : *blocks) x = b->as<Block>()->forward(x, mask, causal, rope);
   return norm(x);
+}
+
+torch::Tensor StackImpl::forward_cached(torch::Tensor x, const torch::Tensor& positions, KVCache* cache,
+                                        const torch::Tensor& valid) {
+  const int64_t R = x.size(0), S = x.size(1), D = x.size(2), heads = D / head_dim;
+  if (cache->length.empty() && cache->k.empty()) cache->length.assign(size_t(R), 0);
+  if (cache->rows() != R) fail("KV cache has {} rows, the input {}", cache->rows(), R);
+  std::vector<int64_t> real(size_t(R), S);
+  if (valid.defined()) {
+    auto n = valid.sum(1).to(torch::kCPU);
+    for (int64_t r = 0; r < R; ++r) real[size_t(r)] = n[r].item<int64_t>();
+  }
+  int64_t need = 0;  // every new position (padding too) is written, below the capacity
+  for (int64_t r = 0; r < R; ++r) need = std::max(need, cache->length[size_t(r)] + S);
+  int64_t capacity = cache->k.empty() ? 0 : cache->k[0].size(2);
+  if (need > capacity) {  // grow geometrically: a cached step should not copy the cache
+    int64_t grown = std::max<int64_t>({need, 2 * capacity, 64});
+    auto opts = x.options();
+    for (size_t l = 0; l < blocks->size(); ++l) {
+      auto k = torch::zeros({R, heads, grown, head_dim}, opts), v = torch::zeros_like(k);
+      if (capacity > 0) {
+        k.narrow(2, 0, capacity).copy_(cache->k[l]);
+        v.narrow(2, 0, capacity).copy_(cache->v[l]);
+      }
+      if (cache->k.size() <= l) cache->k.push_back(k), cache->v.push_back(v);
+      else cache->k[l] = k, cache->v[l] = v;
+    }
+  }
+  auto dev = torch::TensorOptions().dtype(torch::kLong).device(x.device());
+  auto start = torch::tensor(cache->length, torch::kLong).to(x.device());           // [R]
+  auto write = start.unsqueeze(1) + torch::arange(S, dev).unsqueeze(0);            // [R, S]
+  CacheSlot slot{nullptr, nullptr, write.view({R, 1, S, 1}).expand({R, heads, S, head_dim}), need};
+  // Query s of row r sees cache positions up to length[r] + s: its past and itself.
+  auto mask = (torch::arange(need, dev).view({1, 1, need}) <= write.unsqueeze(2)).unsqueeze(1);  // [R, 1, S, need]
+  auto rope = rotary(positions, head_dim, theta);
+  for (size_t l = 0; l < blocks->size(); ++l) {
+    slot.k = &cache->k[l];
+    slot.v = &cache->v[l];
+    x = blocks[l]->as<Block>()->forward(x, mask, false, rope, &slot);
+  }
+  for (int64_t r = 0; r < R; ++r) cache->length[size_t(r)] += real[size_t(r)];
+  return norm(x);
+}
+
+void KVCache::keep(const std::vector<int64_t>& rows) {
+  bool same = rows.size() == length.size();
+  for (size_t i = 0; same && i < rows.size(); ++i) same = rows[i] == int64_t(i);
+  if (same) return;  // the common case (no row ended, no beam moved): nothing to copy
+  std::vector<int64_t> len;
+  for (int64_t r : rows) len.push_back(length.at(size_t(r)));
+  length = len;
+  if (k.empty()) return;
+  auto idx = torch::tensor(rows, torch::kLong).to(k[0].device());
+  for (size_t l = 0; l < k.size(); ++l) {
+    k[l] = k[l].index_select(0, idx);
+    v[l] = v[l].index_select(0, idx);
+  }
 }
 
 ByteEmbeddingImpl::ByteEmbeddingImpl(int64_t dim, bool bb) : bit_bias(bb) {

@@ -31,13 +31,32 @@ TORCH_MODULE(RMSNorm);
 // Rotary position tables for integer positions [N, S]: cos and sin [N, 1, S, head_dim / 2].
 std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, int64_t head_dim, double theta);
 
+// Keys and values of a causal stack's past positions, so that generation computes each new
+// position once (the KV cache). Rows are sequences; each has its own length.
+struct KVCache {
+  std::vector<torch::Tensor> k, v;  // per layer [R, heads, capacity, Dh]
+  std::vector<int64_t> length;      // [R] positions filled per row
+  int64_t rows() const { return int64_t(length.size()); }
+  // Keeps rows[i] as row i (drops finished sequences, reorders and copies beams).
+  void keep(const std::vector<int64_t>& rows);
+};
+
+// Where a block writes and reads its cached keys and values during one cached call.
+struct CacheSlot {
+  torch::Tensor* k;      // [R, heads, capacity, Dh], written in place
+  torch::Tensor* v;
+  torch::Tensor write;   // [R, heads, S, Dh] int64: cache position of each new key
+  int64_t used;          // cache positions to attend over (max length after the call)
+};
+
 // Pre-norm block: x + attention(norm(x)), then x + SwiGLU(norm(x)).
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const StackConfig& c);
   // x [N, S, D]. mask: bool [N, 1, S, S] (true = may attend) or undefined; causal: add the
-  // causal triangle (used when mask is undefined). rope: from rotary().
+  // causal triangle (used when mask is undefined). rope: from rotary(). With a cache slot, the
+  // new keys and values are stored and the queries attend over the cache ([N, 1, S, used] mask).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
-                        const std::pair<torch::Tensor, torch::Tensor>& rope);
+                        const std::pair<torch::Tensor, torch::Tensor>& rope, CacheSlot* cache = nullptr);
   RMSNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Linear qkv{nullptr}, proj{nullptr}, gate_up{nullptr}, down{nullptr};
   int64_t heads, ffn;
@@ -48,6 +67,11 @@ TORCH_MODULE(Block);
 struct StackImpl : torch::nn::Module {
   explicit StackImpl(const StackConfig& c);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask, bool causal, const torch::Tensor& positions);
+  // Causal, with a KV cache: appends the real positions of x [R, S, D] (valid [R, S] bool,
+  // true for a prefix of each row; undefined = all) after each row's cached ones and returns
+  // [R, S, D]. Equals forward() over the whole sequences at the new positions.
+  torch::Tensor forward_cached(torch::Tensor x, const torch::Tensor& positions, KVCache* cache,
+                               const torch::Tensor& valid = {});
   torch::nn::ModuleList blocks;
   RMSNorm norm{nullptr};
   int64_t head_dim;

@@ -1,5 +1,7 @@
 #include "render/renderer.h"
 
+#include <fstream>
+
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
 #include <ft2build.h>
@@ -132,6 +134,29 @@ nlohmann::json render_manifest(const RenderOptions& o) {
         {"freetype", fmt::format("{}.{}.{}", ma, mi, pa)},
         {"fontconfig", fmt::format("{}.{}.{}", fc / 10000, fc / 100 % 100, fc % 100)}}},
   };
+}
+
+RenderOptions render_options_from_manifest(const nlohmann::json& m) {
+  RenderOptions o;
+  o.height = m.at("height").get<int>();
+  o.font_px = m.at("font_px").get<double>();
+  o.patch_width = m.at("patch_width").get<int>();
+  o.pad = m.at("pad").get<int>();
+  o.max_width = m.at("max_width").get<int>();
+  o.family = m.at("family").get<std::string>();
+  for (const auto& f : m.at("fonts")) o.fonts.push_back(f.at("font").get<std::string>());
+  return o;
+}
+
+std::vector<std::string> render_manifest_differences(const nlohmann::json& recorded) {
+  RenderOptions o = render_options_from_manifest(recorded);
+  std::vector<std::string> diff;
+  for (const auto& f : o.fonts)
+    if (!std::ifstream(parse_font_spec(f).file)) return {"fonts (missing: " + parse_font_spec(f).file + ")"};
+  nlohmann::json here = render_manifest(o);
+  for (auto it = recorded.begin(); it != recorded.end(); ++it)
+    if (it.key() != "versions" && (!here.contains(it.key()) || here[it.key()] != it.value())) diff.push_back(it.key());
+  return diff;
 }
 
 // Rendering is Pango's itemization (font fallback, bidi) and HarfBuzz shaping, then our own

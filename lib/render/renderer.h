@@ -41,6 +41,13 @@ std::vector<std::string> default_font_files();
 // Renderer settings, font files with SHA-256, and library versions, for shard metadata.
 nlohmann::json render_manifest(const RenderOptions& options);
 
+// The options a manifest records (the inverse of render_manifest, fonts as recorded).
+RenderOptions render_options_from_manifest(const nlohmann::json& manifest);
+// Keys of `recorded` (a manifest) whose values differ from this machine's manifest of the same
+// options: settings, and font files by SHA-256 (library versions are not compared). Empty if
+// rendering here reproduces the recorded images' settings.
+std::vector<std::string> render_manifest_differences(const nlohmann::json& recorded);
+
 // What is drawn for a word: C0 controls become Control Pictures (U+2400 + code, DEL U+2421).
 std::string visible_text(std::string_view word);
 

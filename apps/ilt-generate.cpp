@@ -1,0 +1,265 @@
+// ilt-generate: write with a checkpoint. See --help.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <map>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "common/io.h"
+#include "eval/evaluate.h"
+#include "generate/generate.h"
+#include "text/segment.h"
+#include "text/utf8.h"
+#include "train/checkpoint.h"
+#ifdef ILT_HAVE_RENDER
+#include "render/renderer.h"
+#endif
+
+using namespace ilt;
+
+namespace {
+
+// Prompts from a file or stdin, one per line (a trailing "\r" is dropped) or one JSONL object
+// per line, read a batch at a time so that a pipe is answered as it comes.
+class PromptReader {
+ public:
+  PromptReader(const std::string& path, bool jsonl, std::string field)
+      : in_(path), jsonl_(jsonl), field_(std::move(field)) {}
+  bool next(std::string* prompt) {
+    std::string line;
+    if (!read_line(&line)) return false;
+    if (jsonl_) {
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const std::exception& e) {
+        fail("{}:{}: not JSON: {}", in_.name(), line_no_, e.what());
+      }
+      if (!j.is_object() || !j.contains(field_) || !j[field_].is_string())
+        fail("{}:{}: no string field \"{}\"", in_.name(), line_no_, field_);
+      line = j[field_].get<std::string>();
+    } else if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    size_t bad = utf8_invalid_offset(line);
+    if (bad != line.size()) fail("{}:{}: invalid UTF-8 at byte {} of the prompt", in_.name(), line_no_, bad);
+    *prompt = std::move(line);
+    return true;
+  }
+
+ private:
+  bool read_line(std::string* line) {
+    line->clear();
+    while (true) {
+      size_t nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line->assign(buf_, pos_, nl - pos_);
+        pos_ = nl + 1;
+        ++line_no_;
+        return true;
+      }
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      char chunk[4096];
+      size_t n = eof_ ? 0 : in_.read_some(chunk, sizeof chunk);
+      if (n == 0) {
+        eof_ = true;
+        if (buf_.empty()) return false;
+        line->swap(buf_);
+        ++line_no_;
+        return true;
+      }
+      buf_.append(chunk, n);
+    }
+  }
+  InputFile in_;
+  bool jsonl_;
+  std::string field_, buf_;
+  size_t pos_ = 0;
+  uint64_t line_no_ = 0;
+  bool eof_ = false;
+};
+
+// Writes the outputs in prompt order while streaming the earliest unfinished prompt live.
+class OrderedOutput {
+ public:
+  OrderedOutput(OutputFile* out, bool json, bool echo) : out_(out), json_(json), echo_(echo) {}
+  void start(uint64_t i, const std::string& prompt) {
+    prompts_[i] = prompt;
+    if (i == head_) open_head();
+  }
+  void text(uint64_t i, const std::string& piece) {
+    if (json_) return;
+    if (i == head_) {
+      out_->write(piece);
+      out_->flush();
+    } else {
+      pending_[i] += piece;
+    }
+  }
+  void done(uint64_t i, const Generation& g) {
+    finished_[i] = g;
+    while (finished_.count(head_)) {
+      const Generation& f = finished_[head_];
+      if (json_) {
+        nlohmann::json words = nlohmann::json::array();
+        for (const auto& w : f.words) words.push_back({{"word", w.text}, {"logprob", w.logprob}});
+        nlohmann::json j = {{"prompt", f.prompt}, {"text", f.text},          {"words", words},
+                            {"logprob", f.logprob}, {"stop_reason", f.stop_reason}};
+        out_->write(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+      } else {
+        out_->write("\n");
+      }
+      out_->flush();
+      finished_.erase(head_);
+      prompts_.erase(head_);
+      ++head_;
+      if (prompts_.count(head_)) open_head();
+    }
+  }
+
+ private:
+  void open_head() {
+    if (json_) return;
+    if (echo_) out_->write(prompts_[head_]);
+    auto it = pending_.find(head_);
+    if (it != pending_.end()) {
+      out_->write(it->second);
+      pending_.erase(it);
+    }
+    out_->flush();
+  }
+  OutputFile* out_;
+  bool json_, echo_;
+  uint64_t head_ = 0;
+  std::map<uint64_t, std::string> prompts_, pending_;
+  std::map<uint64_t, Generation> finished_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ilt-generate: continue prompts with a trained checkpoint.\n\n"
+      "The latent transformer predicts the next word's vector; the bytes decoder writes that\n"
+      "word until EOS, a complete word (ending in whitespace, or one control character) or the\n"
+      "byte limit; the word is rendered with the checkpoint's renderer settings, encoded and\n"
+      "read back. The empty word ends the text. Both levels keep KV caches, so each word costs\n"
+      "the same whatever the context length. A prompt without trailing whitespace ends\n"
+      "mid-word: its last word is continued, not read as finished.\n\n"
+      "Prompts: the arguments, else one per line of --input (default stdin), or JSONL with\n"
+      "--format jsonl. Output: each prompt's continuation followed by a newline, streamed as it\n"
+      "is written (with --echo, the prompt first); with --json, one JSON object per prompt\n"
+      "with per-word log-probabilities (natural log). Outputs follow the order of the prompts.\n\n"
+      "Examples:\n"
+      "  ilt-generate --checkpoint demo-out/run 'All human beings are born '\n"
+      "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
+      "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
+  std::vector<std::string> prompts;
+  std::string checkpoint, input = "-", format = "lines", field = "text", output = "-", device = "cpu", disable;
+  GenerateOptions o;
+  int threads = 0;
+  size_t batch_size = 64;
+  bool json = false, echo = false, allow_mismatch = false, quiet = false, no_cache = false;
+  app.add_option("prompts", prompts, "Prompts (default: read from --input)");
+  app.add_option("--checkpoint", checkpoint, "Checkpoint directory, or a run directory (uses its latest)")->required();
+  app.add_option("--input", input, "Prompt file, one per line ('-': stdin)")->capture_default_str();
+  app.add_option("--format", format, "Prompt input: lines or jsonl")->capture_default_str()
+      ->check(CLI::IsMember({"lines", "jsonl"}));
+  app.add_option("--field", field, "JSONL field holding the prompt")->capture_default_str();
+  app.add_option("-o,--output", output, "Output file ('-': stdout)")->capture_default_str();
+  app.add_option("--max-words", o.max_words, "Words to generate per prompt at most")->capture_default_str();
+  app.add_option("--min-words", o.min_words, "Do not end the text before this many words")->capture_default_str();
+  app.add_option("--max-word-bytes", o.max_word_bytes,
+                 "Bytes per generated word at most (0: the model's max word length - 2, as segmented)")
+      ->capture_default_str();
+  app.add_option("--temperature", o.temperature, "Byte sampling temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-k", o.top_k, "Sample among the k likeliest bytes (0: all)")->capture_default_str();
+  app.add_option("--top-p", o.top_p, "Sample among the likeliest bytes holding this probability")->capture_default_str();
+  app.add_option("--seed", o.seed, "Sampling seed (prompt i of the input always draws the same way)")->capture_default_str();
+  app.add_option("--beams", o.beams, "Word-level beam search: keep the K best texts by total log-probability")
+      ->capture_default_str();
+  app.add_option("--stop", o.stop, "Stop a text when its continuation contains this string (cut before it); repeatable");
+  app.add_flag("--json", json, "One JSON object per prompt: text, words with log-probabilities, stop reason");
+  app.add_flag("--echo", echo, "Write each prompt before its continuation (text output)");
+  app.add_flag("--no-cache", no_cache, "Recompute everything for every word and byte (slow; for checking the caches)");
+  app.add_option("--batch-size", batch_size, "Prompts generated together")->capture_default_str();
+  app.add_option("--disable-modality", disable, "Switch an encoder off: image or bytes")
+      ->check(CLI::IsMember({"image", "bytes"}));
+  app.add_flag("--allow-render-mismatch", allow_mismatch,
+               "Generate even if this machine's fonts or settings differ from the checkpoint's");
+  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_flag("-q,--quiet", quiet, "No summary on stderr");
+  CLI11_PARSE(app, argc, argv);
+
+  return run_tool("ilt-generate", [&] {
+    if (o.beams < 1) fail("--beams must be at least 1");
+    if (batch_size < 1) fail("--batch-size must be at least 1");
+    o.use_cache = !no_cache;
+    o.use_image = disable != "image";
+    o.use_bytes = disable != "bytes";
+    set_cpu_threads(threads > 0 ? threads : default_threads());
+    torch::Device dev(device);
+    std::string dir = resolve_checkpoint(checkpoint);
+    LoadedModel m = load_checkpoint(dir, dev);
+    GenerateEnv env;
+    env.max_word_length = m.config.at("model").at("max_word_length").get<int64_t>();
+    auto segmenter = std::make_shared<Segmenter>(SegmentOptions{size_t(env.max_word_length - 2)});
+    env.segment = [segmenter](std::string_view text) {
+      std::vector<std::string> words;
+      for (auto w : segmenter->words(text)) words.emplace_back(w);
+      return words;
+    };
+    if (m.model->config.has_image()) {
+#ifdef ILT_HAVE_RENDER
+      const nlohmann::json& recorded = m.config.at("render");
+      auto diff = render_manifest_differences(recorded);
+      if (!diff.empty()) {
+        std::string what = fmt::format("{}", fmt::join(diff, ", "));
+        if (!allow_mismatch)
+          fail("{} was trained on images rendered otherwise than this machine renders (differ: {}); pass "
+               "--allow-render-mismatch to generate anyway",
+               dir, what);
+        fmt::print(stderr, "ilt-generate: warning: renderer settings differ from the checkpoint's ({})\n", what);
+      }
+      auto renderer = std::make_shared<Renderer>(render_options_from_manifest(recorded));
+      env.render = [renderer](const std::string& word, WordImage* out) { renderer->render(word, out); };
+#else
+      fail("this ilt-generate was built without Pango/Cairo, and {} reads word images", dir);
+#endif
+    }
+    Generator gen(m.model, env, dev);
+    OutputFile out(output);
+    OrderedOutput ordered(&out, json, echo);
+    std::unique_ptr<PromptReader> reader;
+    if (prompts.empty()) reader = std::make_unique<PromptReader>(input, format == "jsonl", field);
+    size_t next_arg = 0;
+    uint64_t index = 0;
+    while (true) {
+      std::vector<std::string> batch;
+      std::string p;
+      while (batch.size() < batch_size) {
+        if (reader ? !reader->next(&p) : next_arg >= prompts.size()) break;
+        batch.push_back(reader ? p : prompts[next_arg++]);
+      }
+      if (batch.empty()) break;
+      for (size_t i = 0; i < batch.size(); ++i) ordered.start(index + i, batch[i]);
+      auto results = gen.generate(
+          batch, o, [&](size_t i, const std::string& piece) { ordered.text(index + i, piece); }, index);
+      for (size_t i = 0; i < results.size(); ++i) ordered.done(index + i, results[i]);
+      index += batch.size();
+    }
+    out.commit();
+    const auto& st = gen.stats();
+    if (!quiet)
+      fmt::print(stderr,
+                 "ilt-generate: {} prompts, {} words in {:.3f} s ({:.1f} words/s{}); prompts read in {:.3f} s; "
+                 "{} latent and {} decoder steps\n",
+                 st.prompts, st.words, st.seconds, st.words / std::max(st.seconds, 1e-9),
+                 o.use_cache ? "" : ", without KV caches", st.prompt_seconds, st.latent_steps, st.decoder_steps);
+    return 0;
+  });
+}

@@ -1,0 +1,104 @@
+// Generation: the two-level loop of the Image Latent Transformer.
+//
+//   latent level   the latent transformer reads the words so far and yields the next
+//                  word's vector (one new position per word, with a KV cache);
+//   bytes level    the bytes decoder writes that word byte by byte (KV cache per word)
+//                  until EOS, a complete word, or the byte limit;
+//   feedback       the word is rendered with the checkpoint's renderer settings, encoded
+//                  by the image and bytes encoders, and appended to the latent input.
+//
+// The empty word (EOS at once) ends the text. Prompts are batched: each row is one text
+// (or one beam), rows never see each other, so a prompt's output does not depend on the
+// other prompts of its batch.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "model/model.h"
+#include "shard/records.h"
+
+namespace ilt {
+
+struct GenerateOptions {
+  int max_words = 100;       // generated words per prompt at most
+  int min_words = 0;         // the text may not end (empty word) before this many words
+  int max_word_bytes = 0;    // bytes per word at most; 0: max word length - 2 (as segmented)
+  double temperature = 0;    // 0: greedy
+  int top_k = 0;             // sample among the k likeliest bytes (0: all)
+  double top_p = 1.0;        // sample among the likeliest bytes holding this probability
+  uint64_t seed = 0;         // sampling: prompt i draws from a generator seeded by (seed, i)
+  int beams = 1;             // > 1: word-level beam search (greedy bytes, no sampling)
+  bool use_cache = true;     // false: recompute everything for every word and byte
+  std::vector<std::string> stop;  // stop when the continuation contains one (cut before it)
+  bool use_image = true, use_bytes = true;  // modality switches, as in evaluation
+};
+
+struct GeneratedWord {
+  std::string text;      // the bytes added to the text (for a continued prompt word: its rest)
+  double logprob = 0;    // natural log-probability of the word's bytes (and its EOS)
+};
+
+struct Generation {
+  std::string prompt;
+  std::string text;                 // the continuation
+  std::vector<GeneratedWord> words;
+  double logprob = 0;               // sum over words (with beams: the score of the best beam)
+  std::string stop_reason;          // "end" (empty word), "max_words" or "stop" (a stop string)
+};
+
+// The checkpoint-specific pieces the loop needs, supplied by the caller.
+struct GenerateEnv {
+  std::function<void(const std::string& word, WordImage* out)> render;  // the checkpoint's renderer
+  std::function<std::vector<std::string>(std::string_view text)> segment;  // text -> words
+  int64_t max_word_length = 32;     // T of the training data
+};
+
+class Generator {
+ public:
+  Generator(ImageLatentTransformer model, GenerateEnv env, torch::Device device);
+
+  // Continues each prompt. Streaming: on_text(i, piece) receives prompt i's continuation as
+  // it grows (never text a stop string may still remove; with beams, once, at the end).
+  // first_index numbers the prompts for seeding (prompt i of a stream keeps its samples
+  // whatever batch it is in).
+  std::vector<Generation> generate(const std::vector<std::string>& prompts, const GenerateOptions& options,
+                                   const std::function<void(size_t, const std::string&)>& on_text = {},
+                                   uint64_t first_index = 0);
+
+  // Totals over every generate() call so far.
+  struct Stats {
+    int64_t prompts = 0, words = 0;
+    int64_t latent_steps = 0, decoder_steps = 0;  // model calls per level
+    double seconds = 0;         // in generate()
+    double prompt_seconds = 0;  // of which reading the prompts (the first latent step)
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  struct Run;
+  ImageLatentTransformer model_;
+  GenerateEnv env_;
+  torch::Device device_;
+  std::vector<WordImage> vocab_;  // every word rendered so far (the render cache)
+  std::unordered_map<std::string, uint32_t> ids_;
+  Stats stats_;
+  friend struct Run;
+};
+
+// Splits a prompt into the words the model reads and the unfinished last word the decoder
+// continues: ("The cat", words) -> input [BOS, "The "], prefix "cat". Complete prompts
+// (ending in whitespace, or empty) have an empty prefix.
+void split_prompt(const std::vector<std::string>& words, std::vector<std::string>* input, std::string* prefix);
+
+// Chooses a byte from log-probabilities [256] restricted to `allowed`: the likeliest with
+// temperature 0, else a sample after temperature, top-k and top-p (u uniform in [0, 1)).
+int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, double temperature, int top_k,
+                double top_p, double u);
+
+}  // namespace ilt
