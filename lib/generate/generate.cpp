@@ -312,7 +312,8 @@ struct Generator::Run {
 
   // Appends a finished word to a row; sets its reason when the text ends.
   void append(Hyp& hyp, const Candidate& c) {
-    if (c.word.empty()) {
+    if (c.word.empty()) {  // the end, which has its probability too (beams compare it)
+      hyp.logprob += c.logprob;
       hyp.reason = "end";
       return;
     }

@@ -48,7 +48,7 @@ struct Generation {
   std::string prompt;
   std::string text;                 // the continuation
   std::vector<GeneratedWord> words;
-  double logprob = 0;               // sum over words (with beams: the score of the best beam)
+  double logprob = 0;               // of the whole continuation: its words, and its end if it ended
   std::string stop_reason;          // "end" (empty word), "max_words" or "stop" (a stop string)
 };
 

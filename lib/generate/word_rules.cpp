@@ -54,7 +54,6 @@ std::array<bool, 256> allowed_next_bytes(std::string_view word, size_t limit) {
       return ok;
     }
   }
-  ok[kEos] = true;  // at a character boundary the word may end
   for (int b = 0; b < 256; ++b) {
     size_t n = lead_length(static_cast<unsigned char>(b));
     if (n == 0 || size + n > limit) continue;
@@ -64,6 +63,7 @@ std::array<bool, 256> allowed_next_bytes(std::string_view word, size_t limit) {
       ok[size_t(b)] = true;
     }
   }
+  ok[kEos] = true;  // at a character boundary the word may end (EOS is never content)
   return ok;
 }
 

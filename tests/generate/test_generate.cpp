@@ -1,0 +1,275 @@
+// Generation: word rules, byte choice, and the two-level loop on a model overfit on four
+// tiny texts (so that its greedy continuations are known) and on an untrained one.
+#include "torch_catch.h"  // first: see there
+#include "generate/generate.h"
+#include "generate/word_rules.h"
+#include "model/model_helper.h"
+#include "render/renderer.h"
+#include "text/segment.h"
+#include "text/utf8.h"
+
+#include <random>
+
+using namespace ilt;
+using namespace ilt::test;
+
+namespace {
+
+GenerateEnv test_env() {
+  GenerateEnv env;
+  auto renderer = std::make_shared<Renderer>();  // the options Words renders with
+  auto segmenter = std::make_shared<Segmenter>(SegmentOptions{size_t(Words::T - 2)});
+  env.render = [renderer](const std::string& w, WordImage* out) { renderer->render(w, out); };
+  env.segment = [segmenter](std::string_view text) {
+    std::vector<std::string> out;
+    for (auto w : segmenter->words(text)) out.emplace_back(w);
+    return out;
+  };
+  env.max_word_length = Words::T;
+  return env;
+}
+
+// The test model overfit on {"a b", "b a", "a cat", "a dog"} (trained once).
+ImageLatentTransformer overfit_model() {
+  static ImageLatentTransformer m = [] {
+    torch::set_num_threads(2);
+    torch::manual_seed(1);
+    ImageLatentTransformer model(test_config());
+    model->train();
+    Words w;
+    Batch b = w.batch({{"a b"}, {"b a"}, {"a cat"}, {"a dog"}});
+    torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(3e-3));
+    for (int i = 0; i < 300; ++i) {
+      opt.zero_grad();
+      model->forward(b).loss.backward();
+      opt.step();
+    }
+    model->eval();
+    return model;
+  }();
+  return m;
+}
+
+Generation one(Generator& g, const std::string& prompt, GenerateOptions o = {}) { return g.generate({prompt}, o).at(0); }
+
+void check_same(const Generation& a, const Generation& b) {
+  INFO("prompt '" << a.prompt << "': '" << a.text << "' vs '" << b.text << "'");
+  CHECK(a.text == b.text);
+  CHECK(a.stop_reason == b.stop_reason);
+  REQUIRE(a.words.size() == b.words.size());
+  for (size_t i = 0; i < a.words.size(); ++i) {
+    CHECK(a.words[i].text == b.words[i].text);
+    CHECK(std::abs(a.words[i].logprob - b.words[i].logprob) < 1e-4);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("generate: word completion rules") {
+  CHECK(word_complete("cat "));
+  CHECK(word_complete("cat\xC2\xA0"));  // NO-BREAK SPACE is White_Space
+  CHECK(word_complete("\n"));
+  CHECK(word_complete("\x7F"));
+  CHECK(word_complete(" "));
+  CHECK_FALSE(word_complete(""));
+  CHECK_FALSE(word_complete("cat"));
+  CHECK_FALSE(word_complete("caf\xC3"));  // inside a character
+  CHECK_FALSE(word_complete("\xE3\x80"));
+  CHECK(word_complete("\xE3\x80\x80"));  // IDEOGRAPHIC SPACE alone
+}
+
+TEST_CASE("generate: allowed bytes keep a word valid UTF-8 within its limit") {
+  auto ok = allowed_next_bytes("", 14);
+  CHECK(ok[kEos]);  // the empty word: the end of the text
+  CHECK(ok['a']);
+  CHECK(ok['\n']);  // a control character as a whole word
+  CHECK_FALSE(ok[kPad]);
+  CHECK_FALSE(ok[kBos]);
+  CHECK_FALSE(ok[0x80]);  // a continuation byte cannot start a character
+  CHECK_FALSE(ok[0xC0]);  // overlong lead
+  CHECK_FALSE(ok[0xF5]);  // past U+10FFFF
+  ok = allowed_next_bytes("ab", 14);
+  CHECK_FALSE(ok['\n']);  // control characters only alone
+  CHECK(ok[' ']);
+  CHECK(ok[kEos]);
+  ok = allowed_next_bytes("a\xE2", 14);  // inside a 3-byte character
+  CHECK_FALSE(ok[kEos]);
+  CHECK_FALSE(ok['a']);
+  for (int b = 0x80; b <= 0xBF; ++b) CHECK(ok[size_t(b)]);
+  ok = allowed_next_bytes("\xE0", 14);  // no overlongs
+  CHECK_FALSE(ok[0x9F]);
+  CHECK(ok[0xA0]);
+  ok = allowed_next_bytes("\xED", 14);  // no surrogates
+  CHECK(ok[0x9F]);
+  CHECK_FALSE(ok[0xA0]);
+  ok = allowed_next_bytes("abcdefghijk", 13);  // 2 bytes left: 2-byte characters fit, 3-byte ones do not
+  CHECK(ok[0xC3]);
+  CHECK_FALSE(ok[0xE2]);
+  CHECK_FALSE(ok[0xF0]);
+  // A random walk over allowed bytes always gives valid UTF-8.
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string w;
+    while (true) {
+      auto a = allowed_next_bytes(w, 14);
+      std::vector<int> bs;
+      for (int b = 0; b < 256; ++b)
+        if (a[size_t(b)]) bs.push_back(b);
+      REQUIRE_FALSE(bs.empty());
+      int b = bs[rng() % bs.size()];
+      if (b == kEos) break;
+      w += char(b);
+      if (word_complete(w) || w.size() >= 14) break;
+    }
+    INFO(w);
+    CHECK(w.size() <= 14);
+    CHECK(utf8_valid(w));  // never cut inside a character, even at the limit
+  }
+}
+
+TEST_CASE("generate: byte choice, greedy, top-k, top-p and sampling") {
+  std::array<float, 256> lp;
+  lp.fill(-100);
+  lp['a'] = std::log(0.5f), lp['b'] = std::log(0.3f), lp['c'] = std::log(0.2f);
+  std::array<bool, 256> all;
+  all.fill(true);
+  CHECK(choose_byte(lp.data(), all, 0, 0, 1, 0.99) == 'a');
+  auto no_a = all;
+  no_a['a'] = false;
+  CHECK(choose_byte(lp.data(), no_a, 0, 0, 1, 0.5) == 'b');  // the likeliest allowed byte
+  CHECK(choose_byte(lp.data(), all, 1, 1, 1, 0.99) == 'a');  // top-k 1 is greedy
+  CHECK(choose_byte(lp.data(), all, 1, 0, 0.4, 0.99) == 'a');  // 'a' alone holds 0.4
+  CHECK(choose_byte(lp.data(), all, 1, 2, 1, 0.99) == 'b');  // the sample stays in the top 2
+  // Frequencies follow the distribution at temperature 1.
+  std::mt19937_64 rng(1);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::map<int, int> n;
+  for (int i = 0; i < 20000; ++i) ++n[choose_byte(lp.data(), all, 1, 0, 1, u(rng))];
+  CHECK(std::abs(n['a'] / 20000.0 - 0.5) < 0.02);
+  CHECK(std::abs(n['b'] / 20000.0 - 0.3) < 0.02);
+  CHECK(std::abs(n['c'] / 20000.0 - 0.2) < 0.02);
+  std::array<bool, 256> none{};
+  CHECK(choose_byte(lp.data(), none, 1, 0, 1, 0.5) == -1);
+}
+
+TEST_CASE("generate: prompts split into read words and a continued prefix") {
+  std::vector<std::string> in;
+  std::string prefix;
+  split_prompt({"The ", "cat"}, &in, &prefix);
+  CHECK(in == std::vector<std::string>{"\x02", "The "});
+  CHECK(prefix == "cat");
+  split_prompt({"The ", "cat "}, &in, &prefix);
+  CHECK(in.size() == 3);
+  CHECK(prefix.empty());
+  split_prompt({}, &in, &prefix);
+  CHECK(in == std::vector<std::string>{"\x02"});
+}
+
+TEST_CASE("generate: an overfit model continues its texts, mid-word prompts included") {
+  Generator g(overfit_model(), test_env(), torch::kCPU);
+  auto b = one(g, "b ");
+  CHECK(b.text == "a");
+  CHECK(b.stop_reason == "end");
+  CHECK(b.words.size() == 1);
+  CHECK(b.logprob < 0);
+  auto cat = one(g, "a c");  // "c" is continued, not read as a finished word
+  CHECK(cat.text == "at");
+  CHECK(cat.stop_reason == "end");
+  CHECK(one(g, "a d").text == "og");
+  CHECK(one(g, "a ca").text == "t");
+  // Stop strings cut the text before them; max and min words.
+  GenerateOptions o;
+  o.stop = {"t"};
+  auto stopped = one(g, "a c", o);
+  CHECK(stopped.text == "a");
+  CHECK(stopped.stop_reason == "stop");
+  o = {};
+  o.max_words = 1;
+  auto first = one(g, "", o);
+  CHECK(first.words.size() == 1);
+  CHECK(first.stop_reason == "max_words");
+  o = {};
+  o.min_words = 3;
+  o.max_words = 5;
+  CHECK(one(g, "b ", o).words.size() >= 3);
+}
+
+TEST_CASE("generate: with and without KV caches, the same greedy output") {
+  Generator g(overfit_model(), test_env(), torch::kCPU);
+  GenerateOptions cached, recompute;
+  cached.max_words = recompute.max_words = 12;
+  cached.min_words = recompute.min_words = 12;  // long texts: past what the model has seen
+  recompute.use_cache = false;
+  const std::vector<std::string> prompts = {"", "a ", "b ", "a c", "a dog b a cat "};
+  auto a = g.generate(prompts, cached), b = g.generate(prompts, recompute);
+  for (size_t i = 0; i < prompts.size(); ++i) check_same(a[i], b[i]);
+  for (const auto& r : a) CHECK(r.words.size() == 12);
+  // Beams too.
+  cached.beams = recompute.beams = 3;
+  cached.min_words = recompute.min_words = 0;
+  a = g.generate(prompts, cached), b = g.generate(prompts, recompute);
+  for (size_t i = 0; i < prompts.size(); ++i) check_same(a[i], b[i]);
+}
+
+TEST_CASE("generate: a prompt's output is the same alone and in a batch") {
+  Generator g(overfit_model(), test_env(), torch::kCPU);
+  const std::vector<std::string> prompts = {"a c", "b ", "", "a d", "a ", "a cat b a dog a b "};
+  for (int beams : {1, 3}) {
+    GenerateOptions o;
+    o.beams = beams;
+    o.max_words = 8;
+    auto batch = g.generate(prompts, o);
+    for (size_t i = 0; i < prompts.size(); ++i) check_same(batch[i], one(g, prompts[i], o));
+  }
+  // Sampling: prompt i draws from (seed, i), wherever it sits.
+  GenerateOptions s;
+  s.temperature = 1.0;
+  s.seed = 9;
+  s.max_words = 6;
+  auto batch = g.generate({"a ", "", "b "}, s);
+  check_same(batch[2], g.generate({"b "}, s, {}, 2).at(0));
+  check_same(batch[1], g.generate({""}, s, {}, 1).at(0));
+}
+
+TEST_CASE("generate: beam search finds texts at least as likely as greedy") {
+  Generator g(overfit_model(), test_env(), torch::kCPU);
+  for (const std::string p : {"", "a ", "b ", "a c"}) {
+    GenerateOptions greedy, beam;
+    beam.beams = 4;
+    auto a = one(g, p, greedy), b = one(g, p, beam);
+    INFO("prompt '" << p << "': greedy '" << a.text << "' " << a.logprob << ", beams '" << b.text << "' " << b.logprob);
+    CHECK(b.logprob >= a.logprob - 1e-4);
+    CHECK(b.stop_reason == "end");
+    double sum = 0;
+    for (const auto& w : b.words) sum += w.logprob;
+    CHECK(sum >= b.logprob - 1e-9);  // the total adds the end's log-probability (<= 0)
+  }
+}
+
+TEST_CASE("generate: untrained model, sampled words are valid, streamed text equals the result") {
+  torch::set_num_threads(2);
+  torch::manual_seed(5);
+  ImageLatentTransformer m(test_config());
+  m->eval();
+  Generator g(m, test_env(), torch::kCPU);
+  GenerateOptions o;
+  o.temperature = 1.0;
+  o.seed = 3;
+  o.max_words = 30;
+  o.min_words = 30;
+  o.stop = {"zz", "\xC3\xA9t"};
+  std::map<size_t, std::string> streamed;
+  const std::vector<std::string> prompts = {"Hello ", "caf", "", "\xD7\xA9\xD7\x9C"};
+  auto out = g.generate(prompts, o, [&](size_t i, const std::string& piece) { streamed[i] += piece; });
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    INFO("prompt " << i << ": " << out[i].text);
+    CHECK(streamed[i] == out[i].text);
+    CHECK(utf8_valid(out[i].text));
+    CHECK(utf8_valid(prompts[i] + out[i].text));
+    for (const auto& w : out[i].words) CHECK(w.text.size() <= size_t(Words::T - 2));
+    if (out[i].stop_reason != "stop") CHECK(out[i].words.size() == 30);
+  }
+  // Same seed, same texts.
+  auto again = g.generate(prompts, o);
+  for (size_t i = 0; i < prompts.size(); ++i) check_same(out[i], again[i]);
+}
