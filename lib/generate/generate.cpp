@@ -142,7 +142,7 @@ struct Generator::Run {
     ++g.stats_.latent_steps;
     auto idx = torch::tensor(last, torch::kLong).to(y.device());
     auto at_last = y.index({torch::arange(y.size(0), idx.options()), idx});  // [R, Dl]
-    return g.model_->latent_to_decoder(at_last);
+    return dense(g.model_->latent_to_decoder, at_last);
   }
 
   const torch::Device& dev() const { return g.device_; }
@@ -177,7 +177,7 @@ struct Generator::Run {
       y = g.model_->decoder(x, torch::Tensor(), true, pos);
     }
     ++g.stats_.decoder_steps;
-    return g.model_->head(y.index({torch::arange(P, opts), lastt})).to(torch::kFloat);
+    return dense(g.model_->head, y.index({torch::arange(P, opts), lastt})).to(torch::kFloat);
   }
 
   // One more byte for each partial word, reading its cache: [P, 256].
@@ -192,7 +192,7 @@ struct Generator::Run {
     auto dev = g.model_->head->weight.device();
     auto y = g.model_->decoder->forward_cached(g.model_->decoder_embed(in.to(dev)), pos.to(dev), cache);
     ++g.stats_.decoder_steps;
-    return g.model_->head(y.select(1, 0)).to(torch::kFloat);
+    return dense(g.model_->head, y.select(1, 0)).to(torch::kFloat);
   }
 
   // The bytes decoder writes words for every row, from its latent vector h [R, Dd]: the

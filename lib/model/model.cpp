@@ -21,6 +21,15 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return (y * weight).to(x.dtype());
 }
 
+torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  if (x.numel() != x.size(-1) || !x.device().is_cpu()) return F::linear(x, layer->weight, layer->bias);
+  auto y = at::mv(layer->weight, x.reshape({-1}));
+  if (layer->bias.defined()) y = y + layer->bias;
+  auto shape = x.sizes().vec();
+  shape.back() = y.size(0);
+  return y.view(shape);
+}
+
 std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, int64_t head_dim, double theta) {
   int64_t half = head_dim / 2;
   auto inv = torch::pow(theta, -torch::arange(half, torch::dtype(torch::kFloat).device(positions.device())) / half);
@@ -69,7 +78,7 @@ BlockImpl::BlockImpl(const StackConfig& c) : heads(c.heads), ffn(c.ffn) {
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
                                  const std::pair<torch::Tensor, torch::Tensor>& rope, CacheSlot* cache) {
   const int64_t N = x.size(0), S = x.size(1), D = x.size(2), Dh = D / heads;
-  auto h = qkv(norm1(x)).view({N, S, 3, heads, Dh}).permute({2, 0, 3, 1, 4});  // [3, N, heads, S, Dh]
+  auto h = dense(qkv, norm1(x)).view({N, S, 3, heads, Dh}).permute({2, 0, 3, 1, 4});  // [3, N, heads, S, Dh]
   auto q = apply_rotary(h[0], rope), k = apply_rotary(h[1], rope), v = h[2];
   if (cache) {  // store the new keys and values, attend over everything cached so far
     cache->k->scatter_(2, cache->write, k);
@@ -78,9 +87,9 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
     v = cache->v->narrow(2, 0, cache->used);
   }
   auto a = attention(q, k, v, mask, causal).transpose(1, 2).reshape({N, S, D});
-  auto y = x + proj(a);
-  auto gu = gate_up(norm2(y)).chunk(2, -1);
-  return y + down(F::silu(gu[0]) * gu[1]);
+  auto y = x + dense(proj, a);
+  auto gu = dense(gate_up, norm2(y)).chunk(2, -1);
+  return y + dense(down, F::silu(gu[0]) * gu[1]);
 }
 
 StackImpl::StackImpl(const StackConfig& c) : head_dim(c.dim / c.heads) {
@@ -294,7 +303,7 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
     add(bytes_encoder(b.unique_word_bytes), o.use_bytes, drop_bytes);
     if (t) t->bytes += seconds(t0);
   }
-  return fuse(torch::cat(parts, 1)).view({B, L, -1});
+  return dense(fuse, torch::cat(parts, 1)).view({B, L, -1});
 }
 
 torch::Tensor latent_mask(const torch::Tensor& doc_ids, const torch::Tensor& prefix_ids) {

@@ -28,6 +28,11 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// A linear layer applied to x [..., K]. A single row goes through a matrix-vector product:
+// OpenBLAS's sgemm copies (packs) the whole weight even for one row, which cost batch-1
+// generation on CPU about half its time.
+torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x);
+
 // Rotary position tables for integer positions [N, S]: cos and sin [N, 1, S, head_dim / 2].
 std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& positions, int64_t head_dim, double theta);
 
