@@ -58,5 +58,14 @@ if val:
     print(f"   validation bpb {val[0]['bpb']:.3f} (step {val[0]['step']}) -> {val[-1]['bpb']:.3f} (step {val[-1]['step']})")
 PY
 
+echo "== generate: continuations of a few prompts (greedy, then sampled; demo-out/generate.jsonl)"
+printf '%s\n' 'All human beings are born free and equal in ' 'Everyone has the right to' \
+  'Tout individu a droit à la ' 'Toda persona tiene ' > "$out/prompts.txt"
+"$bin/ilt-generate" --checkpoint "$out/run" --input "$out/prompts.txt" --max-words 12 --echo | sed 's/^/   /'
+"$bin/ilt-generate" --checkpoint "$out/run" --input "$out/prompts.txt" --max-words 12 --echo \
+  --temperature 0.8 --top-p 0.95 --seed 1 -q | sed 's/^/   sampled: /'
+"$bin/ilt-generate" --checkpoint "$out/run" --input "$out/prompts.txt" --max-words 12 --json -q \
+  -o "$out/generate.jsonl"
+
 grep -E '"(documents|words|images)"' "$out/words.summary.txt" "$out/images.summary.txt" | sort -u | sed 's/^/   /'
 echo "demo done: outputs in demo-out/"

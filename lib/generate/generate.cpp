@@ -137,7 +137,10 @@ struct Generator::Run {
     std::vector<const std::vector<WordImage>*> vocabs(rows.size(), &g.vocab_);
     Batch b = to_device(make_batch(exs, vocabs, T, H, Wp), dev());
     auto words = g.model_->embed_words(b, fo);  // [R, L, Dl]
-    auto y = cached ? g.model_->latent->forward_cached(words, b.positions, &latent_cache, b.word_mask)
+    // After the prompts every row reads one word: no padding to mask.
+    bool ragged = std::any_of(last.begin(), last.end(), [&](int64_t l) { return l != last[0]; });
+    auto y = cached ? g.model_->latent->forward_cached(words, b.positions, &latent_cache,
+                                                       ragged ? b.word_mask : torch::Tensor())
                     : g.model_->latent_forward(words, b);
     ++g.stats_.latent_steps;
     auto idx = torch::tensor(last, torch::kLong).to(y.device());
@@ -185,9 +188,11 @@ struct Generator::Run {
     const int64_t P = int64_t(bytes.size());
     auto in = torch::empty({P, 1}, torch::kUInt8);
     auto pos = torch::empty({P, 1}, torch::kLong);
+    uint8_t* ip = in.data_ptr<uint8_t>();
+    int64_t* pp = pos.data_ptr<int64_t>();
     for (int64_t p = 0; p < P; ++p) {
-      in[p][0] = int64_t(static_cast<unsigned char>(bytes[size_t(p)].back()));
-      pos[p][0] = int64_t(bytes[size_t(p)].size()) + 1;  // [h, BOS, b1, ...]: byte k at k + 1
+      ip[p] = static_cast<uint8_t>(bytes[size_t(p)].back());
+      pp[p] = int64_t(bytes[size_t(p)].size()) + 1;  // [h, BOS, b1, ...]: byte k at k + 1
     }
     auto dev = g.model_->head->weight.device();
     auto y = g.model_->decoder->forward_cached(g.model_->decoder_embed(in.to(dev)), pos.to(dev), cache);

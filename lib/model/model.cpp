@@ -111,8 +111,8 @@ torch::Tensor StackImpl::forward_cached(torch::Tensor x, const torch::Tensor& po
   if (cache->rows() != R) fail("KV cache has {} rows, the input {}", cache->rows(), R);
   std::vector<int64_t> real(size_t(R), S);
   if (valid.defined()) {
-    auto n = valid.sum(1).to(torch::kCPU);
-    for (int64_t r = 0; r < R; ++r) real[size_t(r)] = n[r].item<int64_t>();
+    auto n = valid.sum(1).to(torch::kCPU, torch::kLong).contiguous();
+    std::copy(n.data_ptr<int64_t>(), n.data_ptr<int64_t>() + R, real.begin());
   }
   int64_t need = 0;  // every new position (padding too) is written, below the capacity
   for (int64_t r = 0; r < R; ++r) need = std::max(need, cache->length[size_t(r)] + S);
