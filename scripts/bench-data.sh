@@ -6,12 +6,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mb=${1:-50}
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" >/dev/null
-bin=$root/build
-work=$root/build/bench
-mkdir -p "$work"
-cd "$work"
+source "$root/scripts/bench-common.sh" bench
 
 /usr/bin/python3 - "$root/data/demo/udhr.jsonl" demo.txt <<'PY'
 import json, sys
@@ -21,7 +16,7 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
 PY
 [[ -s gen-$mb.txt ]] || /usr/bin/python3 "$root/scripts/make-bench-corpus.py" "gen-$mb.txt" "$mb"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "machine: $machine"
 report() {  # reads ilt-bench JSON lines, prints figures and ratios
   /usr/bin/python3 -c '
 import json, sys

@@ -13,18 +13,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 device=${1:-cpu}
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" >/dev/null
-bin=$root/build
-work=$root/build/bench-generate
-mkdir -p "$work"
-cd "$work"
+source "$root/scripts/bench-common.sh" bench-generate
 py=/usr/bin/python3
-if [[ ! -s demo.train.examples ]]; then
-  "$bin/ilt-segment" "$root/data/demo/udhr.jsonl" --tag-field lang -o words.shard 2>/dev/null
-  "$bin/ilt-render" words.shard -o images.shard 2>/dev/null
-  "$bin/ilt-pack" words.shard --images images.shard -o demo 2>/dev/null
-fi
+demo_examples
 for config in tiny ref-small; do
   if [[ ! -s $config/latest ]]; then
     "$bin/ilt-train" --train demo.train.examples --config "$config" --output "$config" --batch-size 2 \
@@ -41,7 +32,7 @@ open("ctx10.txt", "w").write(cut(9) + "\n")    # + BOS: 10 words read
 open("ctx500.txt", "w").write(cut(499) + "\n")
 open("batch64.txt", "w").write("".join(cut(8, 37 * i) + "\n" for i in range(64)))
 PY
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); device: $device"
+echo "machine: $machine; device: $device"
 # run CONFIG PROMPTS WORDS [FLAGS...] -> "seconds prompt_seconds words"
 run() {
   local config=$1 prompts=$2 words=$3

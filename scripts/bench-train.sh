@@ -7,18 +7,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 steps=${1:-8}
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" >/dev/null
-bin=$root/build
-work=$root/build/bench-train
-mkdir -p "$work"
-cd "$work"
-if [[ ! -s demo.train.examples ]]; then
-  "$bin/ilt-segment" "$root/data/demo/udhr.jsonl" --tag-field lang -o words.shard 2>/dev/null
-  "$bin/ilt-render" words.shard -o images.shard 2>/dev/null
-  "$bin/ilt-pack" words.shard --images images.shard -o demo 2>/dev/null
-fi
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); data: demo corpus, 128 words per example"
+source "$root/scripts/bench-common.sh" bench-train
+demo_examples
+echo "machine: $machine; data: demo corpus, 128 words per example"
 for config in tiny ref-small; do
   "$bin/ilt-bench" --examples demo.train.examples --train-config "$config" --steps "$steps" --batch-size 16 |
     /usr/bin/python3 -c '
