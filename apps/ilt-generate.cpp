@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
       "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
       "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
   std::vector<std::string> prompts;
-  std::string checkpoint, input = "-", format = "lines", field = "text", output = "-", device = "cpu", disable;
+  std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable;
   GenerateOptions o;
   int threads = 0;
   size_t batch_size = 64;
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
   app.add_option("prompts", prompts, "Prompts (default: read from --input)");
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory, or a run directory (uses its latest)")->required();
   app.add_option("--input", input, "Prompt file, one per line ('-': stdin)")->capture_default_str();
-  app.add_option("--format", format, "Prompt input: lines or jsonl")->capture_default_str()
+  app.add_option("--format", format, "Prompt input: lines or jsonl (default: jsonl for *.jsonl files, else lines)")
       ->check(CLI::IsMember({"lines", "jsonl"}));
   app.add_option("--field", field, "JSONL field holding the prompt")->capture_default_str();
   app.add_option("-o,--output", output, "Output file ('-': stdout)")->capture_default_str();
@@ -181,7 +181,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Sampling seed (prompt i of the input always draws the same way)")->capture_default_str();
   app.add_option("--beams", o.beams, "Word-level beam search: keep the K best texts by total log-probability")
       ->capture_default_str();
-  app.add_option("--stop", o.stop, "Stop a text when its continuation contains this string (cut before it); repeatable");
+  app.add_option("--stop", o.stop, "Stop a text when its continuation contains this string (cut before it); repeatable")
+      ->allow_extra_args(false);
   app.add_flag("--json", json, "One JSON object per prompt: text, words with log-probabilities, stop reason");
   app.add_flag("--echo", echo, "Write each prompt before its continuation (text output)");
   app.add_flag("--no-cache", no_cache, "Recompute everything for every word and byte (slow; for checking the caches)");
@@ -235,7 +236,8 @@ int main(int argc, char** argv) {
     OutputFile out(output);
     OrderedOutput ordered(&out, json, echo);
     std::unique_ptr<PromptReader> reader;
-    if (prompts.empty()) reader = std::make_unique<PromptReader>(input, format == "jsonl", field);
+    bool jsonl = format.empty() ? input.size() > 6 && input.compare(input.size() - 6, 6, ".jsonl") == 0 : format == "jsonl";
+    if (prompts.empty()) reader = std::make_unique<PromptReader>(input, jsonl, field);
     size_t next_arg = 0;
     uint64_t index = 0;
     while (true) {

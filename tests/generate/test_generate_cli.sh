@@ -54,7 +54,7 @@ e = open('echo.txt').read().split('\n')[:4]
 assert e == [a + b for a, b in zip(p, t)], e
 "
 printf '{"text": "All human beings ", "id": 1}\n{"text": "Article 1"}\n' > prompts.jsonl
-gen --max-words 12 --format jsonl --input prompts.jsonl > j.txt
+gen --max-words 12 --input prompts.jsonl > j.txt
 check "JSONL prompts" bash -c "diff <(sed -n '1p;4p' lines.txt) j.txt"
 gen --max-words 30 --temperature 0.9 --top-p 0.9 --seed 4 < prompts.txt > s1.txt
 gen --max-words 30 --temperature 0.9 --top-p 0.9 --seed 4 < prompts.txt > s2.txt
@@ -70,8 +70,14 @@ for x, y in zip(g, b):
     if x['stop_reason'] == 'end' and y['stop_reason'] == 'end':
         assert y['logprob'] >= x['logprob'] - 1e-4, (x, y)
 "
-gen --max-words 40 --min-words 40 --stop 'e' 'Article 1' > stop.txt
-check "stop string: cut before it" bash -c "! grep -q e stop.txt"
+gen --max-words 40 --min-words 40 --json 'Article 1' > nostop.jsonl
+gen --max-words 40 --min-words 40 --json --stop 'e' --stop 'zzz' 'Article 1' > stop.jsonl
+check "stop string: the text is cut before its first occurrence" "$py" -c "
+import json
+a = json.loads(open('nostop.jsonl').read()); b = json.loads(open('stop.jsonl').read())
+assert 'e' in a['text'], a
+assert b['stop_reason'] == 'stop' and b['text'] == a['text'][:a['text'].index('e')], (a['text'], b)
+"
 gen --max-words 5 -o out.txt 'Article 1'
 check "-o writes the file, no temporary left" bash -c "test -s out.txt && ! ls | grep -q '\.tmp'"
 # Streaming: the first words are out before the input ends.
