@@ -2,7 +2,6 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <chrono>
 #include <map>
 
 #include "common/cli.h"
@@ -10,8 +9,8 @@
 #include "common/io.h"
 #include "eval/evaluate.h"
 #include "generate/generate.h"
+#include "text/input.h"
 #include "text/segment.h"
-#include "text/utf8.h"
 #include "train/checkpoint.h"
 #ifdef ILT_HAVE_RENDER
 #include "render/renderer.h"
@@ -20,67 +19,6 @@
 using namespace ilt;
 
 namespace {
-
-// Prompts from a file or stdin, one per line (a trailing "\r" is dropped) or one JSONL object
-// per line, read a batch at a time so that a pipe is answered as it comes.
-class PromptReader {
- public:
-  PromptReader(const std::string& path, bool jsonl, std::string field)
-      : in_(path), jsonl_(jsonl), field_(std::move(field)) {}
-  bool next(std::string* prompt) {
-    std::string line;
-    if (!read_line(&line)) return false;
-    if (jsonl_) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(line);
-      } catch (const std::exception& e) {
-        fail("{}:{}: not JSON: {}", in_.name(), line_no_, e.what());
-      }
-      if (!j.is_object() || !j.contains(field_) || !j[field_].is_string())
-        fail("{}:{}: no string field \"{}\"", in_.name(), line_no_, field_);
-      line = j[field_].get<std::string>();
-    } else if (!line.empty() && line.back() == '\r') {
-      line.pop_back();
-    }
-    size_t bad = utf8_invalid_offset(line);
-    if (bad != line.size()) fail("{}:{}: invalid UTF-8 at byte {} of the prompt", in_.name(), line_no_, bad);
-    *prompt = std::move(line);
-    return true;
-  }
-
- private:
-  bool read_line(std::string* line) {
-    line->clear();
-    while (true) {
-      size_t nl = buf_.find('\n', pos_);
-      if (nl != std::string::npos) {
-        line->assign(buf_, pos_, nl - pos_);
-        pos_ = nl + 1;
-        ++line_no_;
-        return true;
-      }
-      buf_.erase(0, pos_);
-      pos_ = 0;
-      char chunk[4096];
-      size_t n = eof_ ? 0 : in_.read_some(chunk, sizeof chunk);
-      if (n == 0) {
-        eof_ = true;
-        if (buf_.empty()) return false;
-        line->swap(buf_);
-        ++line_no_;
-        return true;
-      }
-      buf_.append(chunk, n);
-    }
-  }
-  InputFile in_;
-  bool jsonl_;
-  std::string field_, buf_;
-  size_t pos_ = 0;
-  uint64_t line_no_ = 0;
-  bool eof_ = false;
-};
 
 // Writes the outputs in prompt order while streaming the earliest unfinished prompt live.
 class OrderedOutput {
@@ -149,8 +87,8 @@ int main(int argc, char** argv) {
       "read back. The empty word ends the text. Both levels keep KV caches, so each word costs\n"
       "the same whatever the context length. A prompt without trailing whitespace ends\n"
       "mid-word: its last word is continued, not read as finished.\n\n"
-      "Prompts: the arguments, else one per line of --input (default stdin), or JSONL with\n"
-      "--format jsonl. Output: each prompt's continuation followed by a newline, streamed as it\n"
+      "Prompts: the arguments, else one per line of --input (default stdin), paragraphs, or\n"
+      "JSONL. Output: each prompt's continuation followed by a newline, streamed as it\n"
       "is written (with --echo, the prompt first); with --json, one JSON object per prompt\n"
       "with per-word log-probabilities (natural log). Outputs follow the order of the prompts.\n\n"
       "Examples:\n"
@@ -158,7 +96,8 @@ int main(int argc, char** argv) {
       "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
       "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
   std::vector<std::string> prompts;
-  std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable;
+  std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable,
+      invalid = "error";
   GenerateOptions o;
   int threads = 0;
   size_t batch_size = 64;
@@ -166,8 +105,13 @@ int main(int argc, char** argv) {
   app.add_option("prompts", prompts, "Prompts (default: read from --input)");
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory, or a run directory (uses its latest)")->required();
   app.add_option("--input", input, "Prompt file, one per line ('-': stdin)")->capture_default_str();
-  app.add_option("--format", format, "Prompt input: lines or jsonl (default: jsonl for *.jsonl files, else lines)")
-      ->check(CLI::IsMember({"lines", "jsonl"}));
+  app.add_option("--format", format,
+                 "Prompt input: lines (one per line, empty lines included), paragraphs (separated by blank "
+                 "lines) or jsonl (default: jsonl for *.jsonl files, else lines)")
+      ->check(CLI::IsMember({"lines", "paragraphs", "jsonl"}));
+  app.add_option("--invalid", invalid, "Invalid UTF-8 in a prompt: error, replace (U+FFFD) or skip (no output)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"error", "replace", "skip"}));
   app.add_option("--field", field, "JSONL field holding the prompt")->capture_default_str();
   app.add_option("-o,--output", output, "Output file ('-': stdout)")->capture_default_str();
   app.add_option("--max-words", o.max_words, "Words to generate per prompt at most")->capture_default_str();
@@ -235,17 +179,23 @@ int main(int argc, char** argv) {
     Generator gen(m.model, env, dev);
     OutputFile out(output);
     OrderedOutput ordered(&out, json, echo);
-    std::unique_ptr<PromptReader> reader;
-    bool jsonl = format.empty() ? input.size() > 6 && input.compare(input.size() - 6, 6, ".jsonl") == 0 : format == "jsonl";
-    if (prompts.empty()) reader = std::make_unique<PromptReader>(input, jsonl, field);
+    std::unique_ptr<DocumentReader> reader;
+    if (prompts.empty()) {
+      DocumentReaderOptions ro;
+      ro.format = input_format_for(input, format);
+      ro.invalid = parse_invalid_policy(invalid);
+      ro.text_field = field;
+      ro.keep_empty = true;
+      reader = std::make_unique<DocumentReader>(input, ro);
+    }
     size_t next_arg = 0;
     uint64_t index = 0;
     while (true) {
       std::vector<std::string> batch;
-      std::string p;
+      Document doc;
       while (batch.size() < batch_size) {
-        if (reader ? !reader->next(&p) : next_arg >= prompts.size()) break;
-        batch.push_back(reader ? p : prompts[next_arg++]);
+        if (reader ? !reader->next(&doc) : next_arg >= prompts.size()) break;
+        batch.push_back(reader ? std::move(doc.text) : prompts[next_arg++]);
       }
       if (batch.empty()) break;
       for (size_t i = 0; i < batch.size(); ++i) ordered.start(index + i, batch[i]);

@@ -58,8 +58,7 @@ int main(int argc, char** argv) {
     Document doc;
     for (const std::string& in : inputs) {
       DocumentReaderOptions o;
-      bool jsonl = in.size() > 6 && in.compare(in.size() - 6, 6, ".jsonl") == 0;
-      o.format = parse_input_format(format.empty() ? (jsonl ? "jsonl" : "lines") : format);
+      o.format = input_format_for(in, format);
       o.invalid = parse_invalid_policy(invalid);
       o.text_field = field;
       o.tag_field = tag_field;

@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/io.h"
+#include "common/json_diff.h"
 #include "data/loader.h"
 #include "model/model.h"
 #include "train/checkpoint.h"
@@ -59,9 +60,7 @@ nlohmann::json evaluate(const EvalOptions& o) {
   const nlohmann::json& render_model = m.config.at("render");
   const nlohmann::json& render_data = dl.meta().at("render");
   if (render_model != render_data) {
-    std::vector<std::string> diff;
-    for (auto it = render_model.begin(); it != render_model.end(); ++it)
-      if (!render_data.contains(it.key()) || render_data[it.key()] != it.value()) diff.push_back(it.key());
+    std::vector<std::string> diff = differing_keys(render_model, render_data);
     std::string what = fmt::format("{}", fmt::join(diff, ", "));
     if (!o.allow_render_mismatch)
       fail("{} was trained on images rendered with other settings than {} (differ: {}); re-render the data "

@@ -32,19 +32,27 @@ void split_prompt(const std::vector<std::string>& words, std::vector<std::string
   }
 }
 
+std::vector<int> likeliest_bytes(const float* logprobs, const std::array<bool, 256>& allowed, size_t k) {
+  std::vector<int> c;
+  for (int b = 0; b < 256; ++b)
+    if (allowed[size_t(b)]) c.push_back(b);
+  if (k == 0 || k > c.size()) k = c.size();
+  // Ties go to the smaller byte, so the order never depends on sort stability.
+  std::partial_sort(c.begin(), c.begin() + int64_t(k), c.end(), [&](int a, int b) {
+    return logprobs[a] > logprobs[b] || (logprobs[a] == logprobs[b] && a < b);
+  });
+  c.resize(k);
+  return c;
+}
+
 int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, double temperature, int top_k,
                 double top_p, double u) {
-  std::vector<std::pair<float, int>> c;  // (log-probability, byte), likeliest first
-  for (int b = 0; b < 256; ++b)
-    if (allowed[size_t(b)]) c.emplace_back(logprobs[b], b);
+  auto c = likeliest_bytes(logprobs, allowed, temperature <= 0 ? 1 : size_t(std::max(0, top_k)));
   if (c.empty()) return -1;
-  // Ties go to the smaller byte, so the choice never depends on sort stability.
-  std::sort(c.begin(), c.end(), [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
-  if (temperature <= 0) return c[0].second;
-  if (top_k > 0 && c.size() > size_t(top_k)) c.resize(size_t(top_k));
+  if (temperature <= 0) return c[0];
   std::vector<double> w(c.size());
   double total = 0;
-  for (size_t i = 0; i < c.size(); ++i) total += w[i] = std::exp((double(c[i].first) - c[0].first) / temperature);
+  for (size_t i = 0; i < c.size(); ++i) total += w[i] = std::exp((double(logprobs[c[i]]) - logprobs[c[0]]) / temperature);
   if (top_p < 1.0) {  // the smallest head of the distribution holding top_p of it
     double kept = 0;
     size_t n = 0;
@@ -53,10 +61,10 @@ int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, dou
   }
   double r = u * total;
   for (size_t i = 0; i < c.size(); ++i) {
-    if (r < w[i]) return c[i].second;
+    if (r < w[i]) return c[i];
     r -= w[i];
   }
-  return c.back().second;
+  return c.back();
 }
 
 Generator::Generator(ImageLatentTransformer model, GenerateEnv env, torch::Device device)
@@ -69,6 +77,7 @@ struct Generator::Run {
   struct Hyp {  // one text being written (with beams: one beam)
     size_t prompt = 0;
     std::vector<uint32_t> words;  // vocabulary ids of the latent input so far (BOS first)
+    size_t read = 0;              // of which the latent transformer has read (and cached)
     std::string prefix;           // the prompt's unfinished word, continued by the first word
     std::string text;             // the continuation
     std::vector<GeneratedWord> gen;
@@ -89,7 +98,6 @@ struct Generator::Run {
   size_t limit;
   int width;  // words kept per row at the bytes level (beams)
   std::vector<Hyp> rows;       // active rows, in KV-cache order
-  std::vector<size_t> fed;     // words of each row already read by the latent transformer
   KVCache latent_cache;
   std::vector<std::mt19937_64> rng;  // per prompt (sampling)
 
@@ -127,15 +135,15 @@ struct Generator::Run {
     std::vector<Example> exs(rows.size());
     std::vector<int64_t> last(rows.size());
     for (size_t r = 0; r < rows.size(); ++r) {
-      size_t from = cached ? fed[r] : 0, n = rows[r].words.size() - from;
+      size_t from = cached ? rows[r].read : 0, n = rows[r].words.size() - from;
       exs[r].word_ids.assign(rows[r].words.begin() + int64_t(from), rows[r].words.end());
       exs[r].labels.assign(n, "");
       exs[r].docs.push_back({uint32_t(n), uint32_t(from), uint32_t(rows[r].words.size()), ""});
       last[r] = int64_t(n) - 1;
-      fed[r] = rows[r].words.size();
+      rows[r].read = rows[r].words.size();
     }
     std::vector<const std::vector<WordImage>*> vocabs(rows.size(), &g.vocab_);
-    Batch b = to_device(make_batch(exs, vocabs, T, H, Wp), dev());
+    Batch b = to_device(make_batch(exs, vocabs, T, H, Wp), g.device_);
     auto words = g.model_->embed_words(b, fo);  // [R, L, Dl]
     // After the prompts every row reads one word: no padding to mask.
     bool ragged = std::any_of(last.begin(), last.end(), [&](int64_t l) { return l != last[0]; });
@@ -148,8 +156,6 @@ struct Generator::Run {
     return dense(g.model_->latent_to_decoder, at_last);
   }
 
-  const torch::Device& dev() const { return g.device_; }
-
   // ------------------------------------------------------------------ bytes level
 
   // Decoder logits after [h, BOS, bytes] for each partial word: [P, 256]. With a cache,
@@ -161,7 +167,7 @@ struct Generator::Run {
     auto in = torch::zeros({P, int64_t(n) + 1}, torch::kUInt8);  // BOS + bytes, PAD after
     std::vector<int64_t> last(bytes.size());
     for (int64_t p = 0; p < P; ++p) {
-      uint8_t* row = in[p].data_ptr<uint8_t>();
+      uint8_t* row = in.data_ptr<uint8_t>() + p * in.size(1);
       row[0] = kBos;
       std::memcpy(row + 1, bytes[size_t(p)].data(), bytes[size_t(p)].size());
       last[size_t(p)] = int64_t(bytes[size_t(p)].size()) + 1;
@@ -194,8 +200,7 @@ struct Generator::Run {
       ip[p] = static_cast<uint8_t>(bytes[size_t(p)].back());
       pp[p] = int64_t(bytes[size_t(p)].size()) + 1;  // [h, BOS, b1, ...]: byte k at k + 1
     }
-    auto dev = g.model_->head->weight.device();
-    auto y = g.model_->decoder->forward_cached(g.model_->decoder_embed(in.to(dev)), pos.to(dev), cache);
+    auto y = g.model_->decoder->forward_cached(g.model_->decoder_embed(in.to(g.device_)), pos.to(g.device_), cache);
     ++g.stats_.decoder_steps;
     return dense(g.model_->head, y.select(1, 0)).to(torch::kFloat);
   }
@@ -234,13 +239,7 @@ struct Generator::Run {
           int b = choose_byte(l, allowed, o.temperature, o.top_k, o.top_p, unif(rng[hyp.prompt]));
           if (b >= 0) choice.push_back(b);
         } else {
-          std::vector<int> bs;
-          for (int b = 0; b < 256; ++b)
-            if (allowed[size_t(b)]) bs.push_back(b);
-          size_t k = std::min(bs.size(), size_t(width));
-          std::partial_sort(bs.begin(), bs.begin() + int64_t(k), bs.end(),
-                            [&](int a, int b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
-          choice.assign(bs.begin(), bs.begin() + int64_t(k));
+          choice = likeliest_bytes(l, allowed, size_t(width));
         }
         if (choice.empty()) {  // nothing may follow: the word is as complete as it gets
           done[p.row].push_back({p.bytes, p.score});
@@ -350,7 +349,6 @@ struct Generator::Run {
   }
 
   std::vector<Generation> run(const std::vector<std::string>& prompts, uint64_t first_index) {
-    const int64_t steps_before = g.stats_.latent_steps;
     std::vector<Generation> out(prompts.size());
     std::vector<std::vector<Hyp>> finished(prompts.size());  // per prompt, best first (beams)
     for (size_t i = 0; i < prompts.size(); ++i) {
@@ -371,11 +369,9 @@ struct Generator::Run {
         continue;
       }
       rows.push_back(std::move(h));
-      fed.push_back(0);
     }
-    while (!rows.empty()) {
+    for (bool first = true; !rows.empty(); first = false) {
       auto t0 = std::chrono::steady_clock::now();
-      bool first = g.stats_.latent_steps == steps_before;
       auto h = latent_step();
       if (first) g.stats_.prompt_seconds += seconds_since(t0);
       auto cands = decode_words(h);
@@ -434,9 +430,6 @@ struct Generator::Run {
         }
       }
       rows = std::move(next);
-      std::vector<size_t> fed_next;
-      for (int64_t r : keep) fed_next.push_back(fed[size_t(r)]);
-      fed = std::move(fed_next);
       if (o.use_cache) latent_cache.keep(keep);
     }
     return out;

@@ -96,6 +96,9 @@ class Generator {
 // (ending in whitespace, or empty) have an empty prefix.
 void split_prompt(const std::vector<std::string>& words, std::vector<std::string>* input, std::string* prefix);
 
+// The k likeliest bytes among `allowed` (k = 0: all), likeliest first, ties to the smaller byte.
+std::vector<int> likeliest_bytes(const float* logprobs, const std::array<bool, 256>& allowed, size_t k);
+
 // Chooses a byte from log-probabilities [256] restricted to `allowed`: the likeliest with
 // temperature 0, else a sample after temperature, top-k and top-p (u uniform in [0, 1)).
 int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, double temperature, int top_k,

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/json_diff.h"
 #include "common/hash.h"
 #include "text/utf8.h"
 
@@ -150,13 +151,9 @@ RenderOptions render_options_from_manifest(const nlohmann::json& m) {
 
 std::vector<std::string> render_manifest_differences(const nlohmann::json& recorded) {
   RenderOptions o = render_options_from_manifest(recorded);
-  std::vector<std::string> diff;
   for (const auto& f : o.fonts)
     if (!std::ifstream(parse_font_spec(f).file)) return {"fonts (missing: " + parse_font_spec(f).file + ")"};
-  nlohmann::json here = render_manifest(o);
-  for (auto it = recorded.begin(); it != recorded.end(); ++it)
-    if (it.key() != "versions" && (!here.contains(it.key()) || here[it.key()] != it.value())) diff.push_back(it.key());
-  return diff;
+  return differing_keys(recorded, render_manifest(o), {"versions"});
 }
 
 // Rendering is Pango's itemization (font fallback, bidi) and HarfBuzz shaping, then our own

@@ -15,6 +15,12 @@ InputFormat parse_input_format(const std::string& s) {
   fail("unknown input format '{}' (lines, paragraphs, jsonl)", s);
 }
 
+InputFormat input_format_for(const std::string& path, const std::string& format) {
+  if (!format.empty()) return parse_input_format(format);
+  bool jsonl = path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
+  return jsonl ? InputFormat::Jsonl : InputFormat::Lines;
+}
+
 InvalidUtf8 parse_invalid_policy(const std::string& s) {
   if (s == "error") return InvalidUtf8::Error;
   if (s == "replace") return InvalidUtf8::Replace;
@@ -35,7 +41,7 @@ bool DocumentReader::read_line(std::string* line, uint64_t* offset) {
     if (buf_pos_ == buf_.size()) {
       if (eof_) break;
       buf_.resize(1 << 20);
-      size_t n = in_.read(buf_.data(), buf_.size());
+      size_t n = in_.read_some(buf_.data(), buf_.size());
       buf_.resize(n);
       buf_pos_ = 0;
       if (n == 0) {
@@ -113,7 +119,7 @@ bool DocumentReader::next(Document* doc) {
     if (!read_line(&line, &offset)) return false;
     doc->line = line_;
     if (opt_.format == InputFormat::Lines) {
-      if (line.empty()) {
+      if (line.empty() && !opt_.keep_empty) {
         ++empty_;
         continue;
       }
@@ -146,7 +152,7 @@ bool DocumentReader::next(Document* doc) {
       ++skipped_;
       continue;
     }
-    if (doc->text.empty()) {
+    if (doc->text.empty() && !opt_.keep_empty) {
       ++empty_;
       continue;
     }

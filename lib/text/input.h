@@ -14,6 +14,8 @@ enum class InputFormat { Lines, Paragraphs, Jsonl };
 enum class InvalidUtf8 { Error, Replace, Skip };
 
 InputFormat parse_input_format(const std::string& s);
+// The format named by `format`, or for "" the default for `path`: jsonl for *.jsonl, else lines.
+InputFormat input_format_for(const std::string& path, const std::string& format);
 InvalidUtf8 parse_invalid_policy(const std::string& s);
 
 struct Document {
@@ -29,12 +31,14 @@ struct DocumentReaderOptions {
   std::string text_field = "text";
   std::string tag_field;  // e.g. "lang"; empty: no tag
   std::string id_field = "id";
+  bool keep_empty = false;  // return empty documents too (prompts: one output per input line)
 };
 
 class DocumentReader {
  public:
   DocumentReader(const std::string& path, DocumentReaderOptions options);
-  // Next non-empty document; false at the end of the input.
+  // Next non-empty document (or next document, with keep_empty); false at the end of the
+  // input. Reads what a pipe has as it comes, so a document is returned once its line is in.
   bool next(Document* doc);
   // Statistics, complete after the last next().
   uint64_t bytes_read() const { return bytes_; }

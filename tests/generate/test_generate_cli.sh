@@ -94,10 +94,10 @@ expect_error "no checkpoint" "not a checkpoint" "$bin/ilt-generate" --checkpoint
 expect_error "bad beams" "beams" "$bin/ilt-generate" --checkpoint run --beams 0 x
 expect_error "beams do not sample" "does not sample" "$bin/ilt-generate" --checkpoint run --beams 2 --temperature 1 x
 printf 'ok\nbad \xff here\n' > bad.txt
-expect_error "invalid UTF-8 prompt: file, line, offset" "bad.txt:2: invalid UTF-8 at byte 4" \
+expect_error "invalid UTF-8 prompt: file, line, offset" "bad.txt:2: invalid UTF-8 at byte offset 7" \
   "$bin/ilt-generate" --checkpoint run --input bad.txt
 printf '{"txt": 1}\n' > bad.jsonl
-expect_error "JSONL without the field" 'bad.jsonl:1: no string field "text"' \
+expect_error "JSONL without the field" "bad.jsonl:1: no string field 'text'" \
   "$bin/ilt-generate" --checkpoint run --format jsonl --input bad.jsonl
 cp -r "run/$(cat run/latest)" moved
 # A font file that is not the one the checkpoint was trained with (its checksum differs).
