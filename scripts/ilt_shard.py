@@ -8,10 +8,13 @@
         for rec in s: ...             # every record in order, as bytes
 
 CLI: ilt_shard.py FILE [--dump N]. Needs python3-zstandard; numpy only for image_array().
-Any truncated, corrupt or too new shard raises ShardError with a one-line message.
+Any truncated, corrupt or too new shard or record raises ShardError (a ValueError) with a
+one-line message; a file that cannot be opened or read raises OSError, as open() does. The
+command line reports either as one line, "ilt_shard.py: error: FILE: REASON", exit status 1.
 """
 import argparse
 import bisect
+import errno
 import json
 import os
 import struct
@@ -30,7 +33,7 @@ TRAILER = 24  # u64 index offset | u64 records | "ILTEND01"
 MAX_BLOCK, MAX_HEADER_JSON = 1 << 30, 64 << 20
 
 
-class ShardError(Exception):
+class ShardError(ValueError):
     """A truncated, corrupt or unsupported shard or record; the message is one line."""
 
 
@@ -90,7 +93,7 @@ class Shard:
     def _json(self, data, what):
         try:
             return json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested too deep for the parser
             raise self._err(f"corrupt {what}: {e}") from None
 
     def _read(self, at, n, what):
@@ -250,23 +253,68 @@ def _dump(kind, i, rec):
     return {"record": i, "bytes": len(rec), "head_hex": bytes(rec[:32]).hex()}
 
 
+class _StdoutError(Exception):
+    """Writing to stdout failed (the OSError is the cause); a read error is an OSError itself."""
+
+
+def _print(text=None):
+    """Writes a line to stdout, or flushes it when text is None."""
+    try:
+        if sys.stdout is None:  # started with stdout closed
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if text is None:
+            sys.stdout.flush()
+        else:
+            sys.stdout.write(text + "\n")
+    except OSError as e:
+        raise _StdoutError() from e
+
+
+def _drop_stdout():
+    """Points fd 1 at /dev/null, so that the flush at exit cannot fail and print a second message."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # no real stdout (e.g. a StringIO): nothing to flush
+        pass
+
+
 def main(argv=None):
+    """The command line. Every failure is one line on stderr and exit status 1; a reader that closes
+    the pipe early (`| head`) ends the output quietly, with status 0."""
     ap = argparse.ArgumentParser(description="Show an ilt shard: kind, metadata, record count.")
     ap.add_argument("file")
     ap.add_argument("--dump", type=int, default=0, metavar="N", help="print N records as JSON lines")
     args = ap.parse_args(argv)
-    sys.stdout.reconfigure(errors="surrogateescape")  # words that are not valid UTF-8 print as they are
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # words that are not valid UTF-8 print as they are
     try:
         with Shard(args.file) as s:
-            print(f"kind: {s.kind}\nversion: {s.version}\nrecords: {len(s)}\nblocks: {s.num_blocks}")
-            print("meta: " + json.dumps(s.meta, indent=2, ensure_ascii=False))
+            _print(f"kind: {s.kind}\nversion: {s.version}\nrecords: {len(s)}\nblocks: {s.num_blocks}")
+            _print("meta: " + json.dumps(s.meta, indent=2, ensure_ascii=False))
             for i in range(min(args.dump, len(s))):
-                print(json.dumps(_dump(s.kind, i, s[i]), ensure_ascii=False))
+                rec = s[i]
+                try:
+                    shown = _dump(s.kind, i, rec)
+                except ShardError as e:  # the decoders do not know the file or the record number
+                    raise ShardError(f"{s.path}: record {i}: {e}") from None
+                _print(json.dumps(shown, ensure_ascii=False))
+        _print()  # here, not at exit, so that an error is reported like any other
     except ShardError as e:
         sys.exit(f"ilt_shard.py: error: {e}")
-    except BrokenPipeError:  # e.g. piped into head
-        sys.stderr.close()
+    except _StdoutError as e:
+        _drop_stdout()
+        if isinstance(e.__cause__, BrokenPipeError):  # the reader has all it wanted, e.g. head
+            return 0
+        sys.exit(f"ilt_shard.py: error: <stdout>: write failed: {e.__cause__.strerror or e.__cause__}")
+    except OSError as e:  # open() sets e.filename; a failed read does not
+        what = "cannot open" if e.filename is not None else "read failed"
+        sys.exit(f"ilt_shard.py: error: {args.file}: {what}: {e.strerror or e}")
+    except KeyboardInterrupt:  # Ctrl-C: no traceback
+        sys.exit(130)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

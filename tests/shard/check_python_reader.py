@@ -9,9 +9,13 @@ document (lib/text/input.cpp). So the words of record i concatenate to the i-th 
 """
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
+import zlib
+
+import zstandard
 
 SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts")
 sys.path.insert(0, SCRIPTS)
@@ -38,6 +42,36 @@ def raises_shard_error(fn):
     except Exception as e:  # any other exception is a reader bug
         return False, f"{type(e).__name__}: {e}"
     return False, "no error"
+
+
+def write_shard(path, kind, records, header_json=b"{}"):
+    """A minimal shard in the format of docs/shard-format.md: one block (if any records), footer {}."""
+    head = b"ILTSHARD" + struct.pack("<IH", 1, len(kind)) + kind + struct.pack("<I", len(header_json)) + header_json
+    out = bytearray(head + struct.pack("<I", zlib.crc32(head)))
+    zc = zstandard.ZstdCompressor(write_checksum=True, write_content_size=True)
+    blocks = []
+    if records:
+        raw = b"".join(bytes([len(r)]) + r for r in records)  # one-byte varints: records under 128 bytes
+        z = zc.compress(raw)
+        blocks.append(struct.pack("<QQI", len(out), 0, len(records)))
+        out += b"BLK1" + struct.pack("<III", len(records), len(raw), len(z)) + z
+    index = struct.pack("<Q", len(blocks)) + b"".join(blocks) + struct.pack("<QI", len(records), 2) + b"{}"
+    z, at = zc.compress(index), len(out)
+    out += b"IDX1" + struct.pack("<I", len(z)) + z + struct.pack("<QQ", at, len(records)) + b"ILTEND01"
+    with open(path, "wb") as f:
+        f.write(out)
+
+
+CLI = [sys.executable, os.path.join(SCRIPTS, "ilt_shard.py")]
+
+
+def cli_error(name, args, pattern):
+    """The CLI fails with one stderr line "ilt_shard.py: error: <pattern>", nothing else."""
+    run = subprocess.run(CLI + args, capture_output=True)
+    err = run.stderr.decode(errors="replace")
+    want = "ilt_shard.py: error: " + pattern
+    ok = run.returncode != 0 and err.count("\n") == 1 and err.startswith(want)
+    check(f"cli: {name}", ok, f"exit {run.returncode}, stderr {err[-300:]!r}, wanted {want!r}")
 
 
 def read_all(path, indices=None):
@@ -119,6 +153,19 @@ def main():
             check("the error names block 0", "block 0" in what, what)
             ok, what = raises_shard_error(lambda: read_all(corrupt))
             check(f"flipped byte {flip} in block 0 raises ShardError (iteration)", ok, what)
+
+        # Shards with valid checksums but bad content: a header JSON too deep for Python's parser,
+        # a "words" record that does not decode.
+        deep = os.path.join(tmp, "deep.words")
+        write_shard(deep, b"words", [], b"[" * 100000 + b"]" * 100000)
+        ok, what = raises_shard_error(lambda: Shard(deep))
+        check("header JSON nested 100000 deep raises ShardError", ok, what)
+        cli_error("header JSON nested 100000 deep", [deep], f"{deep}: corrupt header JSON")
+        bad_rec = os.path.join(tmp, "bad-record.words")
+        write_shard(bad_rec, b"words", [bytes([2]) + b"id" + bytes([0, 1, 3]) + b"ab"])  # 3-byte word, 2 bytes left
+        cli_error("undecodable record", [bad_rec, "--dump", "1"], f"{bad_rec}: record 0: ")
+
+    check("ShardError is a ValueError", issubclass(ShardError, ValueError), str(ShardError.__mro__))
 
     print(f"python shard reader: {passed} passed, {failed} failed")
     return 1 if failed else 0
