@@ -164,6 +164,8 @@ struct ShardReader::Impl {
   uint64_t total = 0;
   std::vector<BlockInfo> blocks;
   uint64_t index_offset = 0;
+  // Pipes: where each block was and its record count, checked against the index at the end.
+  std::vector<BlockInfo> streamed;
 
   // The decoded block in `raw` (shared by next() and get()) and its record views.
   std::string raw, zbuf;
@@ -260,7 +262,9 @@ struct ShardReader::Impl {
            name(), at, total, trailer_offset, trailer_records);
     uint64_t expect_first = 0;
     for (size_t i = 0; i < blocks.size(); ++i) {
-      if (blocks[i].first != expect_first || blocks[i].offset < data_start || blocks[i].offset >= at)
+      // Blocks in file order, each after the previous one's 16-byte header at least.
+      if (blocks[i].first != expect_first || blocks[i].offset < data_start || blocks[i].offset >= at ||
+          (i > 0 && blocks[i].offset < blocks[i - 1].offset + 16))
         fail("{}: corrupt index entry for block {}", name(), i);
       expect_first += blocks[i].records;
     }
@@ -340,6 +344,7 @@ struct ShardReader::Impl {
     } catch (const Error& e) {
       fail("{}: block {} at byte {}: corrupt records: {}", name(), expect_number, at, e.what());
     }
+    if (!have_index) streamed.push_back({at, 0, nrec});
     cur_block = int64_t(expect_number);
     return true;
   }
@@ -394,6 +399,9 @@ bool ShardReader::next(std::string_view* record) {
       if (uint64_t(want) != m.blocks.size() || m.seq_record != m.total)
         fail("{}: the index lists {} blocks and {} records, the stream had {} and {}", m.name(),
              m.blocks.size(), m.total, want, m.seq_record);
+      for (size_t i = 0; i < m.blocks.size(); ++i)
+        if (m.streamed[i].offset != m.blocks[i].offset || m.streamed[i].records != m.blocks[i].records)
+          fail("{}: block {} at byte {}: disagrees with the index", m.name(), i, m.streamed[i].offset);
       break;
     }
     if (want != m.seq_block) m.seq_pos = 0;
