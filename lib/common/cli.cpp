@@ -8,16 +8,30 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/io.h"
 
 namespace ilt {
 
+namespace {
+// The first line of a message: LibTorch's errors append a C++ stack trace after it.
+std::string first_line(const char* what) {
+  std::string s = what ? what : "";
+  size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+}  // namespace
+
 int run_tool(const char* tool, const std::function<int()>& body) {
   try {
-    return body();
+    int status = body();
+    check_stdout();  // a report lost on a full disk is a failure (ilt-eval > /dev/full)
+    return status;
   } catch (const Error& e) {
     fmt::print(stderr, "{}: error: {}\n", tool, e.what());
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "{}: error: out of memory\n", tool);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "{}: error: {}\n", tool, e.what());
+    fmt::print(stderr, "{}: error: {}\n", tool, first_line(e.what()));
   }
   return 1;
 }
