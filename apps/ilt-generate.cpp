@@ -5,12 +5,14 @@
 #include <map>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "eval/evaluate.h"
 #include "generate/generate.h"
 #include "text/input.h"
 #include "text/segment.h"
+#include "text/utf8.h"
 #include "train/checkpoint.h"
 #ifdef ILT_HAVE_RENDER
 #include "render/renderer.h"
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
       "  ilt-generate --checkpoint demo-out/run 'All human beings are born '\n"
       "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
       "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
+  one_line_errors(app, "ilt-generate");
   std::vector<std::string> prompts;
   std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable,
       invalid = "error";
@@ -114,44 +117,55 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"error", "replace", "skip"}));
   app.add_option("--field", field, "JSONL field holding the prompt")->capture_default_str();
   app.add_option("-o,--output", output, "Output file ('-': stdout)")->capture_default_str();
-  app.add_option("--max-words", o.max_words, "Words to generate per prompt at most")->capture_default_str();
-  app.add_option("--min-words", o.min_words, "Do not end the text before this many words")->capture_default_str();
+  app.add_option("--max-words", o.max_words, "Words to generate per prompt at most")->capture_default_str()->check(Integer(0, 1000000));
+  app.add_option("--min-words", o.min_words, "Do not end the text before this many words")->capture_default_str()->check(Integer(0, 1000000));
   app.add_option("--max-word-bytes", o.max_word_bytes,
                  "Bytes per generated word at most (0: the model's max word length - 2, as segmented)")
-      ->capture_default_str();
-  app.add_option("--temperature", o.temperature, "Byte sampling temperature (0: greedy)")->capture_default_str();
-  app.add_option("--top-k", o.top_k, "Sample among the k likeliest bytes (0: all)")->capture_default_str();
-  app.add_option("--top-p", o.top_p, "Sample among the likeliest bytes holding this probability")->capture_default_str();
-  app.add_option("--seed", o.seed, "Sampling seed (prompt i of the input always draws the same way)")->capture_default_str();
-  app.add_option("--beams", o.beams, "Word-level beam search: keep the K best texts by total log-probability")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(0, 4096));
+  app.add_option("--temperature", o.temperature, "Byte sampling temperature (0: greedy)")->capture_default_str()->check(Number(0, 1000));
+  app.add_option("--top-k", o.top_k, "Sample among the k likeliest bytes (0: all)")->capture_default_str()->check(Integer(0, 256));
+  app.add_option("--top-p", o.top_p, "Sample among the likeliest bytes holding this probability")->capture_default_str()->check(Number(0, 1, true));
+  app.add_option("--seed", o.seed, "Sampling seed (prompt i of the input always draws the same way)")->capture_default_str()->check(Integer(0));
+  app.add_option("--beams", o.beams, "Word-level beam search: keep the K best texts by total log-probability (at most 32)")
+      ->capture_default_str()
+      ->check(Integer(1, kMaxBeams));
   app.add_option("--stop", o.stop, "Stop a text when its continuation contains this string (cut before it); repeatable")
       ->allow_extra_args(false);
+  app.add_option("--max-context", o.max_context,
+                 "Prompt words read at most, BOS included: a longer prompt keeps its last words, with a warning "
+                 "(default: the sequence length the checkpoint was trained on; 0: no limit)")
+      ->check(Integer(0, 10000000));
   app.add_flag("--json", json, "One JSON object per prompt: text, words with log-probabilities, stop reason");
   app.add_flag("--echo", echo, "Write each prompt before its continuation (text output)");
   app.add_flag("--no-cache", no_cache, "Recompute everything for every word and byte (slow; for checking the caches)");
-  app.add_option("--batch-size", batch_size, "Prompts generated together")->capture_default_str();
+  app.add_option("--batch-size", batch_size, "Prompts generated together")->capture_default_str()->check(Integer(1, 4096));
   app.add_option("--disable-modality", disable, "Switch an encoder off: image or bytes")
       ->check(CLI::IsMember({"image", "bytes"}));
   app.add_flag("--allow-render-mismatch", allow_mismatch,
                "Generate even if this machine's fonts or settings differ from the checkpoint's");
-  app.add_option("--threads", threads, "CPU threads (default: all cores)");
+  app.add_option("--threads", threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "No summary on stderr");
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-generate", [&] {
-    if (o.beams < 1) fail("--beams must be at least 1");
+    if (app.count("--max-context") == 0) o.max_context = 0;  // set from the checkpoint below
     if (batch_size < 1) fail("--batch-size must be at least 1");
     o.use_cache = !no_cache;
     o.use_image = disable != "image";
     o.use_bytes = disable != "bytes";
     set_cpu_threads(threads > 0 ? threads : default_threads());
-    torch::Device dev(device);
+    torch::Device dev = parse_device(device);
     std::string dir = resolve_checkpoint(checkpoint);
     LoadedModel m = load_checkpoint(dir, dev);
     GenerateEnv env;
-    env.max_word_length = m.config.at("model").at("max_word_length").get<int64_t>();
+    env.max_word_length = m.model->config.max_word_length;
+    if (app.count("--max-context") == 0) {
+      const nlohmann::json& params = m.config.value("data", nlohmann::json::object()).value("params", nlohmann::json::object());
+      if (params.is_object() && params.contains("max_seq_length") && params["max_seq_length"].is_number_unsigned())
+        o.max_context = int(std::min<uint64_t>(params["max_seq_length"].get<uint64_t>(), 10000000));
+    }
     auto segmenter = std::make_shared<Segmenter>(SegmentOptions{size_t(env.max_word_length - 2)});
     env.segment = [segmenter](std::string_view text) {
       std::vector<std::string> words;
@@ -179,8 +193,23 @@ int main(int argc, char** argv) {
     Generator gen(m.model, env, dev);
     OutputFile out(output);
     OrderedOutput ordered(&out, json, echo);
+    // Prompt arguments follow --invalid like prompt files do.
+    InvalidUtf8 invalid_policy = parse_invalid_policy(invalid);
+    const bool from_args = !prompts.empty();
+    std::vector<std::string> arg_prompts;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      size_t bad = utf8_invalid_offset(prompts[i]);
+      if (bad == prompts[i].size()) {
+        arg_prompts.push_back(prompts[i]);
+      } else if (invalid_policy == InvalidUtf8::Error) {
+        fail("prompt argument {}: invalid UTF-8 at byte offset {} (use --invalid replace|skip to continue)", i + 1, bad);
+      } else if (invalid_policy == InvalidUtf8::Replace) {
+        arg_prompts.push_back(utf8_replace_invalid(prompts[i]));
+      }
+    }
+    prompts = std::move(arg_prompts);
     std::unique_ptr<DocumentReader> reader;
-    if (prompts.empty()) {
+    if (!from_args) {
       DocumentReaderOptions ro;
       ro.format = input_format_for(input, format);
       ro.invalid = parse_invalid_policy(invalid);
@@ -201,7 +230,12 @@ int main(int argc, char** argv) {
       for (size_t i = 0; i < batch.size(); ++i) ordered.start(index + i, batch[i]);
       auto results = gen.generate(
           batch, o, [&](size_t i, const std::string& piece) { ordered.text(index + i, piece); }, index);
-      for (size_t i = 0; i < results.size(); ++i) ordered.done(index + i, results[i]);
+      for (size_t i = 0; i < results.size(); ++i) {
+        if (results[i].dropped_words > 0 && !quiet)
+          fmt::print(stderr, "ilt-generate: warning: prompt {}: read its last {} words only, {} earlier ones dropped (--max-context)\n",
+                     index + i + 1, o.max_context, results[i].dropped_words);
+        ordered.done(index + i, results[i]);
+      }
       index += batch.size();
     }
     out.commit();

@@ -8,7 +8,9 @@
 #include <set>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
+#include "common/io.h"
 #include "common/png.h"
 #include "data/examples.h"
 #include "shard/records.h"
@@ -116,6 +118,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> words;
   bool as_json = false, no_stats = false;
   int columns = 4;
+  one_line_errors(app, "ilt-inspect");
   app.add_option("shard", path, "Shard file ('-' for stdin)")->required();
   app.add_flag("--json", as_json, "Print the summary as one JSON object");
   app.add_flag("--no-stats", no_stats, "Skip the statistics pass (header and index only)");
@@ -126,7 +129,7 @@ int main(int argc, char** argv) {
   app.add_option("--word", words, "Select image records of this word (repeat)");
   app.add_option("--png-dir", png_dir, "Write the selected word images as PNG files here");
   app.add_option("--sheet", sheet, "Write a contact sheet of the selected word images (PNG)");
-  app.add_option("--columns", columns, "Contact sheet columns")->capture_default_str();
+  app.add_option("--columns", columns, "Contact sheet columns")->capture_default_str()->check(Integer(1, 1024));
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-inspect", [&] {
@@ -156,7 +159,7 @@ int main(int argc, char** argv) {
     while (need_pass && reader.next(&rec)) {
       uint64_t i = n++;
       try {
-        if (i >= dump_a && i < dump_b) fmt::print("{}\n", record_json(kind, i, rec, vocab).dump());
+        if (i >= dump_a && i < dump_b) print_stdout(fmt::format("{}\n", record_json(kind, i, rec, vocab).dump()));
         if (kind == kKindWords && !no_stats) {
           decode_words_doc(rec, &doc);
           s1.push_back(double(doc.words.size()));
@@ -238,16 +241,16 @@ int main(int argc, char** argv) {
       }
     }
     if (as_json) {
-      fmt::print("{}\n", out.dump(2));
+      print_stdout(fmt::format("{}\n", out.dump(2)));
       return 0;
     }
-    fmt::print("file:     {}\nkind:     {} (format version {})\n", path, kind, reader.version());
-    if (out.contains("records")) fmt::print("records:  {}\n", out["records"].get<uint64_t>());
-    if (out.contains("blocks")) fmt::print("blocks:   {}\n", out["blocks"].get<uint64_t>());
-    fmt::print("meta:     {}\n", reader.meta().dump(2));
-    if (out.contains("stats")) fmt::print("stats:    {}\n", out["stats"].dump(2));
-    if (out.contains("png_written")) fmt::print("png:      {} images -> {}/\n", chosen.size(), png_dir);
-    if (out.contains("sheet")) fmt::print("sheet:    {} images -> {}\n", chosen.size(), sheet);
+    print_stdout(fmt::format("file:     {}\nkind:     {} (format version {})\n", path, kind, reader.version()));
+    if (out.contains("records")) print_stdout(fmt::format("records:  {}\n", out["records"].get<uint64_t>()));
+    if (out.contains("blocks")) print_stdout(fmt::format("blocks:   {}\n", out["blocks"].get<uint64_t>()));
+    print_stdout(fmt::format("meta:     {}\n", reader.meta().dump(2)));
+    if (out.contains("stats")) print_stdout(fmt::format("stats:    {}\n", out["stats"].dump(2)));
+    if (out.contains("png_written")) print_stdout(fmt::format("png:      {} images -> {}/\n", chosen.size(), png_dir));
+    if (out.contains("sheet")) print_stdout(fmt::format("sheet:    {} images -> {}\n", chosen.size(), sheet));
     return 0;
   });
 }

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
 #include "common/bytes.h"
 #include "data/pack.h"
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   bool no_packing = false;
   double validation = 0;
   uint64_t seed = 0;
+  one_line_errors(app, "ilt-pack");
   app.add_option("inputs", inputs, "Words shards")->required();
   app.add_option("--images", images, "Images shards rendered from them (ilt-render)")->required();
   app.add_option("-o,--output", prefix, "Output prefix")->required();
@@ -36,13 +38,14 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"next-word", "next-chars"}));
   app.add_option("--max-word-length", po.max_word_length, "Bytes per word and label, BOS/EOS included")
-      ->capture_default_str();
-  app.add_option("--max-seq-length", po.max_seq_length, "Words per example")->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(3, 4096));
+  app.add_option("--max-seq-length", po.max_seq_length, "Words per example")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_flag("--no-packing", no_packing, "One document per example (long ones cut into chunks)");
   app.add_option("--validation-fraction", validation, "Fraction of documents for validation (by a hash of the text)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--seed", seed, "Seed of the example order")->capture_default_str();
+      ->check(Number(0, 1));
+  app.add_option("--seed", seed, "Seed of the example order")->capture_default_str()->check(Integer(0));
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-pack", [&] {

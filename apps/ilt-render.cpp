@@ -6,11 +6,13 @@
 #include <unordered_set>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
 #include "common/png.h"
 #include "render/render_words.h"
 #include "shard/records.h"
 #include "shard/shard.h"
+#include "text/utf8.h"
 
 using namespace ilt;
 
@@ -30,22 +32,26 @@ int main(int argc, char** argv) {
   std::string output = "-", png_dir, text, png;
   RenderOptions ro;
   int threads = default_threads();
+  one_line_errors(app, "ilt-render");
   app.add_option("inputs", inputs, "Words shards ('-' for stdin)");
   app.add_option("-o,--output", output, "Images shard to write ('-' for stdout)")->capture_default_str();
-  app.add_option("--height", ro.height, "Image height in pixels")->capture_default_str();
-  app.add_option("--font-px", ro.font_px, "Font size in pixels")->capture_default_str();
+  app.add_option("--height", ro.height, "Image height in pixels")->capture_default_str()->check(Integer(1, 1024));
+  app.add_option("--font-px", ro.font_px, "Font size in pixels")->capture_default_str()->check(Number(1, 512));
   app.add_option("--patch-width", ro.patch_width, "Widths are rounded up to a multiple of this")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(1, 1024));
   app.add_option("--pad", ro.pad, "Text starts at x = pad; width = text width + 2*pad, rounded up")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(0, 1024));
   app.add_option("--max-width", ro.max_width,
                  "Maximum image width; wider words are cut there (their right end is lost) and "
                  "counted as clipped in the shard's metadata")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(1, 1 << 16));
   app.add_option("--family", ro.family, "Font family asked for first (fallback by coverage)")
       ->capture_default_str();
   app.add_option("--font", fonts, "Font file to use, FILE or FILE@HEX-HEX,... to use it only for those code points (repeat; replaces the default set)");
-  app.add_option("--threads", threads, "Rendering threads (default: all cores)");
+  app.add_option("--threads", threads, "Rendering threads (default: all cores)")->check(Integer(1, 1024));
   app.add_option("--png-dir", png_dir, "Also write every image as DIR/NNNNNN_WORD.png");
   app.add_option("--text", text, "Render this one word (no shards) ...");
   app.add_option("--png", png, "... into this PNG file");
@@ -55,6 +61,8 @@ int main(int argc, char** argv) {
     ro.fonts = fonts;
     if (!text.empty() || !png.empty()) {
       if (text.empty() || png.empty()) fail("--text and --png go together");
+      size_t bad = utf8_invalid_offset(text);
+      if (bad != text.size()) fail("--text: invalid UTF-8 at byte offset {}", bad);
       Renderer r(ro);
       WordImage img = r.render(text);
       write_png(png, to_gray(img));

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
 #include "shard/records.h"
 #include "shard/shard.h"
@@ -23,18 +24,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> inputs{"-"};
   std::string output = "-", format, field = "text", tag_field, id_field = "id", invalid = "error";
   size_t max_bytes = 30;
+  one_line_errors(app, "ilt-segment");
   app.add_option("inputs", inputs, "Text files, '-' for stdin (default: stdin)");
   app.add_option("-o,--output", output, "Words shard to write, '-' for stdout")->capture_default_str();
   app.add_option("--format", format,
                  "Input format: lines (one document per line), paragraphs (documents separated by "
-                 "blank lines) or jsonl (default: jsonl for *.jsonl files, else lines)");
+                 "blank lines) or jsonl (default: jsonl for *.jsonl files, else lines)")
+      ->check(CLI::IsMember({"lines", "paragraphs", "jsonl"}));
   app.add_option("--field", field, "JSONL field holding the text")->capture_default_str();
   app.add_option("--tag-field", tag_field, "JSONL field kept as the document's tag (e.g. lang)");
   app.add_option("--id-field", id_field, "JSONL field kept as the document's id")->capture_default_str();
   app.add_option("--max-bytes", max_bytes,
                  "Split longer words at grapheme-cluster boundaries (0: never); the default fits "
                  "ilt-pack's --max-word-length 32 with BOS and EOS")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(Integer(0, 1 << 20));
   app.add_option("--invalid", invalid,
                  "Invalid UTF-8: error (stop, naming file, line and byte offset), replace (with "
                  "U+FFFD) or skip (drop the document)")

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "train/trainer.h"
 
 using namespace ilt;
@@ -15,37 +16,39 @@ int main(int argc, char** argv) {
       "--resume DIR/step-N continues exactly where that checkpoint left off.\n\n"
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
+  one_line_errors(app, "ilt-train");
   TrainOptions o;
   app.add_option("--train", o.train, "Training examples shards")->required();
   app.add_option("--validation", o.validation, "Validation examples shards");
   app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small) or JSON file")->capture_default_str();
   app.add_option("-o,--output", o.output, "Run directory")->required();
   app.add_option("--resume", o.resume, "Checkpoint directory to continue from");
-  app.add_option("--batch-size", o.batch_size, "Examples per micro-batch")->capture_default_str();
-  app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->capture_default_str();
-  app.add_option("--max-steps", o.max_steps, "Optimizer steps")->capture_default_str();
-  app.add_option("--max-minutes", o.max_minutes, "Stop and save after this many minutes (0: no limit)")->capture_default_str();
-  app.add_option("--lr", o.lr, "Peak learning rate")->capture_default_str();
-  app.add_option("--min-lr-ratio", o.min_lr_ratio, "Final learning rate / peak (cosine, linear)")->capture_default_str();
-  app.add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "Examples per micro-batch")->capture_default_str()->check(Integer(1, 1 << 20));
+  app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->capture_default_str()->check(Integer(1, 1 << 20));
+  app.add_option("--max-steps", o.max_steps, "Optimizer steps")->capture_default_str()->check(Integer(1));
+  app.add_option("--max-minutes", o.max_minutes, "Stop and save after this many minutes (0: no limit)")->capture_default_str()->check(Number(0));
+  app.add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->check(Number(0, 10, true));
+  app.add_option("--min-lr-ratio", o.min_lr_ratio, "Final learning rate / peak (cosine, linear)")->capture_default_str()->check(Number(0, 1));
+  app.add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str()->check(Integer(0));
   app.add_option("--schedule", o.schedule, "cosine, linear or constant after warmup")
       ->capture_default_str()
       ->check(CLI::IsMember({"cosine", "linear", "constant"}));
-  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on norms, biases, embeddings)")->capture_default_str();
-  app.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str();
-  app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str();
-  app.add_option("--clip", o.clip, "Gradient norm clipping")->capture_default_str();
-  app.add_option("--eval-every", o.eval_every, "Evaluate every N steps")->capture_default_str();
-  app.add_option("--eval-batches", o.eval_batches, "Validation batches per evaluation (0: all)")->capture_default_str();
-  app.add_option("--save-every", o.save_every, "Save a checkpoint every N steps")->capture_default_str();
-  app.add_option("--keep-last", o.keep_last, "Checkpoints to keep")->capture_default_str();
-  app.add_option("--log-every", o.log_every, "Log metrics every N steps")->capture_default_str();
-  app.add_option("--seed", o.seed, "Seed of initialisation, data order and dropout")->capture_default_str();
-  app.add_option("--threads", o.threads, "CPU threads (default: all cores)");
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay (not on norms, biases, embeddings)")->capture_default_str()->check(Number(0));
+  app.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str()->check(Number(0, 1, false, true));
+  app.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str()->check(Number(0, 1, false, true));
+  app.add_option("--clip", o.clip, "Gradient norm clipping")->capture_default_str()->check(Number(0, std::numeric_limits<double>::infinity(), true));
+  app.add_option("--eval-every", o.eval_every, "Evaluate every N steps")->capture_default_str()->check(Integer(1));
+  app.add_option("--eval-batches", o.eval_batches, "Validation batches per evaluation (0: all)")->capture_default_str()->check(Integer(0));
+  app.add_option("--save-every", o.save_every, "Save a checkpoint every N steps")->capture_default_str()->check(Integer(1));
+  app.add_option("--keep-last", o.keep_last, "Checkpoints to keep")->capture_default_str()->check(Integer(1, 1000000));
+  app.add_option("--log-every", o.log_every, "Log metrics every N steps")->capture_default_str()->check(Integer(1));
+  app.add_option("--seed", o.seed, "Seed of initialisation, data order and dropout")->capture_default_str()->check(Integer(0));
+  app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
+  o.config_given = app.count("--config") > 0;
   return run_tool("ilt-train", [&] { return train(o); });
 }
