@@ -250,7 +250,7 @@ DataLoader::DataLoader(const std::vector<std::string>& paths, LoaderOptions opti
   for (size_t i = 0; i < paths.size(); ++i) m.load(paths[i], i == 0);
   if (start.cursor > m.index.size()) fail("loader state cursor {} past the {} examples", start.cursor, m.index.size());
   m.produce_state = m.consumed_state = start;
-  m.worker = std::thread([&m] { m.run(); });
+  if (m.opt.prefetch > 0) m.worker = std::thread([&m] { m.run(); });
 }
 
 DataLoader::~DataLoader() {
@@ -264,6 +264,7 @@ DataLoader::~DataLoader() {
 
 std::optional<Batch> DataLoader::next() {
   Impl& m = *impl_;
+  if (!m.worker.joinable()) fail("data loader opened without prefetching (prefetch 0): use build()");
   std::unique_lock<std::mutex> lock(m.mu);
   m.cv.wait(lock, [&] { return !m.ready.empty() || m.done; });
   if (m.ready.empty()) {

@@ -20,7 +20,7 @@ struct LoaderOptions {
   uint64_t seed = 0;
   bool shuffle = true;    // reshuffle each epoch (seeded); false: shard order
   bool infinite = true;   // false: one pass, the last batch may be smaller
-  int prefetch = 4;       // batches built ahead of the consumer
+  int prefetch = 4;       // batches built ahead of the consumer; 0: no thread, build() only
 };
 
 // Where the loader is: the next batch starts at example `cursor` of epoch `epoch`'s order.

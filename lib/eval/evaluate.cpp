@@ -53,7 +53,7 @@ std::string resolve_checkpoint(const std::string& path) {
 
 nlohmann::json evaluate(const EvalOptions& o) {
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
-  torch::Device dev(o.device);
+  torch::Device dev = parse_device(o.device);
   std::string dir = resolve_checkpoint(o.checkpoint);
   LoadedModel m = load_checkpoint(dir, dev);
   DataLoader dl(o.data, LoaderOptions{o.batch_size, 0, false, false, 4});
@@ -68,9 +68,9 @@ nlohmann::json evaluate(const EvalOptions& o) {
            dir, o.data.at(0), what);
     fmt::print(stderr, "ilt-eval: warning: renderer settings differ from the checkpoint's ({})\n", what);
   }
-  if (dl.max_word_length() != m.config.at("model").at("max_word_length").get<int64_t>())
+  if (dl.max_word_length() != int64_t(m.model->config.max_word_length))
     fail("{}: packed with max word length {}, the model has {}", o.data.at(0), dl.max_word_length(),
-         m.config.at("model").at("max_word_length").get<int64_t>());
+         int64_t(m.model->config.max_word_length));
 
   torch::NoGradGuard no_grad;
   ForwardOptions fo;

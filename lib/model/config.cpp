@@ -1,9 +1,10 @@
 #include "model/config.h"
 
-#include <fstream>
+#include <cmath>
 
 #include "common/error.h"
 #include "common/io.h"
+#include "common/json_error.h"
 
 namespace ilt {
 
@@ -43,10 +44,12 @@ void stack_from(const nlohmann::json& j, const char* key, StackConfig* s) {
     *s = {0, 0, 1, 0};
     return;
   }
-  s->layers = v.value("layers", s->layers);
-  s->dim = v.value("dim", s->dim);
-  s->heads = v.value("heads", s->heads);
-  s->ffn = v.value("ffn", s->ffn);
+  if (!v.is_object()) fail("key /{}: expected an object or \"none\", got {}", key, v.type_name());
+  const std::string where = std::string("/") + key;
+  s->layers = json_value(v, "layers", s->layers, where);
+  s->dim = json_value(v, "dim", s->dim, where);
+  s->heads = json_value(v, "heads", s->heads, where);
+  s->ffn = json_value(v, "ffn", s->ffn, where);
 }
 
 nlohmann::json stack_json(const StackConfig& s) {
@@ -58,35 +61,49 @@ nlohmann::json stack_json(const StackConfig& s) {
 void ModelConfig::validate() const {
   auto check = [](const StackConfig& s, const char* name, bool optional) {
     if (s.layers == 0 && optional) return;
-    if (s.layers < 1) fail("model config: {} needs at least one layer", name);
-    if (s.dim < 1 || s.heads < 1 || s.dim % s.heads != 0 || (s.dim / s.heads) % 2 != 0)
+    if (s.layers < 1 || s.layers > 1000) fail("model config: {} layers {} outside [1, 1000]", name, s.layers);
+    if (s.dim < 1 || s.dim > 65536) fail("model config: {} dim {} outside [1, 65536]", name, s.dim);
+    if (s.heads < 1 || s.dim % s.heads != 0 || (s.dim / s.heads) % 2 != 0)
       fail("model config: {} dim {} must split into {} heads of even width", name, s.dim, s.heads);
-    if (s.ffn < 1) fail("model config: {} ffn must be positive", name);
+    if (s.ffn < 1 || s.ffn > (1 << 20)) fail("model config: {} ffn {} outside [1, 1048576]", name, s.ffn);
   };
   check(image_encoder, "image_encoder", true);
   check(bytes_encoder, "bytes_encoder", true);
   check(latent, "latent", false);
   check(bytes_decoder, "bytes_decoder", false);
   if (!has_image() && !has_bytes()) fail("model config: at least one encoder must be on");
-  if (max_word_length < 3) fail("model config: max_word_length {} < 3", max_word_length);
-  if (modality_dropout < 0 || modality_dropout >= 1) fail("model config: modality_dropout must be in [0, 1)");
+  if (max_word_length < 3 || max_word_length > 4096)
+    fail("model config: max_word_length {} outside [3, 4096]", max_word_length);
+  if (!(modality_dropout >= 0 && modality_dropout < 1)) fail("model config: modality_dropout must be in [0, 1)");
+  if (image_height < 1 || image_height > 4096) fail("model config: image_height {} outside [1, 4096]", image_height);
+  if (patch_width < 1 || patch_width > 4096) fail("model config: patch_width {} outside [1, 4096]", patch_width);
+  if (max_patches < 1 || max_patches > 65536) fail("model config: max_patches {} outside [1, 65536]", max_patches);
+  if (!(rope_theta > 0) || !std::isfinite(rope_theta)) fail("model config: rope_theta must be a positive number");
 }
 
-ModelConfig model_config_from_json(const nlohmann::json& j) {
-  ModelConfig c = preset(j.value("preset", std::string("tiny")));
-  stack_from(j, "image_encoder", &c.image_encoder);
-  stack_from(j, "bytes_encoder", &c.bytes_encoder);
-  stack_from(j, "latent", &c.latent);
-  stack_from(j, "bytes_decoder", &c.bytes_decoder);
-  c.bit_bias = j.value("bit_bias", c.bit_bias);
-  c.modality_dropout = j.value("modality_dropout", c.modality_dropout);
-  c.max_word_length = j.value("max_word_length", c.max_word_length);
-  c.image_height = j.value("image_height", c.image_height);
-  c.patch_width = j.value("patch_width", c.patch_width);
-  c.max_patches = j.value("max_patches", c.max_patches);
-  c.rope_theta = j.value("rope_theta", c.rope_theta);
-  c.validate();
-  return c;
+ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source) {
+  try {
+    if (!j.is_object()) fail("model config: expected a JSON object, got {}", j.type_name());
+    ModelConfig c = preset(json_value<std::string>(j, "preset", "tiny"));
+    stack_from(j, "image_encoder", &c.image_encoder);
+    stack_from(j, "bytes_encoder", &c.bytes_encoder);
+    stack_from(j, "latent", &c.latent);
+    stack_from(j, "bytes_decoder", &c.bytes_decoder);
+    c.bit_bias = json_value(j, "bit_bias", c.bit_bias);
+    c.modality_dropout = json_value(j, "modality_dropout", c.modality_dropout);
+    c.max_word_length = json_value(j, "max_word_length", c.max_word_length);
+    c.image_height = json_value(j, "image_height", c.image_height);
+    c.patch_width = json_value(j, "patch_width", c.patch_width);
+    c.max_patches = json_value(j, "max_patches", c.max_patches);
+    c.rope_theta = json_value(j, "rope_theta", c.rope_theta);
+    c.validate();
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    fail_json(source.empty() ? std::string("model config") : source, e);
+  } catch (const Error& e) {
+    if (source.empty()) throw;
+    fail("{}: {}", source, e.what());
+  }
 }
 
 ModelConfig model_config(const std::string& s) {
@@ -95,11 +112,7 @@ ModelConfig model_config(const std::string& s) {
     c.validate();
     return c;
   }
-  try {
-    return model_config_from_json(nlohmann::json::parse(read_all(s)));
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: {}", s, e.what());
-  }
+  return model_config_from_json(read_json_file(s), s);
 }
 
 nlohmann::json to_json(const ModelConfig& c) {

@@ -35,7 +35,8 @@ struct ModelConfig {
 // "tiny", "base", "ref-tiny", "ref-small"; or a JSON file with the fields above (missing
 // fields keep the preset given by its "preset" key, default "tiny").
 ModelConfig model_config(const std::string& preset_or_file);
-ModelConfig model_config_from_json(const nlohmann::json& j);
+// `source` (a file name) prefixes every error: "FILE: key /latent/heads: ...".
+ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source = "");
 nlohmann::json to_json(const ModelConfig& c);
 
 }  // namespace ilt

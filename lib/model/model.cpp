@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <optional>
+
 #include <dlfcn.h>
 
 #include <cmath>
@@ -438,6 +440,22 @@ void set_cpu_threads(int threads) {
   using SetThreads = void (*)(int);
   if (auto f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
   torch::set_num_threads(std::max(1, threads));
+}
+
+torch::Device parse_device(const std::string& name, const std::string& flag) {
+  std::optional<torch::Device> dev;
+  try {
+    dev.emplace(name);
+  } catch (const c10::Error&) {
+    fail("{} '{}': not a device (cpu, cuda or cuda:N)", flag, name);
+  }
+  if (!dev->is_cpu() && !dev->is_cuda()) fail("{} '{}': only cpu and cuda devices are supported", flag, name);
+  if (dev->is_cuda()) {
+    if (!torch::cuda::is_available()) fail("{} {}: CUDA is not available on this machine or in this build", flag, name);
+    if (dev->has_index() && dev->index() >= int(torch::cuda::device_count()))
+      fail("{} {}: this machine has {} CUDA device(s)", flag, name, torch::cuda::device_count());
+  }
+  return *dev;
 }
 
 Batch to_device(const Batch& b, const torch::Device& d) {

@@ -172,6 +172,10 @@ TORCH_MODULE(ImageLatentTransformer);
 // against it (measured: a third of the CPU time in sched_yield on 2 cores).
 void set_cpu_threads(int threads);
 
+// "cpu", "cuda" or "cuda:N" -> a device that exists here; one-line ilt::Error otherwise
+// (naming `flag`, e.g. "--device").
+torch::Device parse_device(const std::string& name, const std::string& flag = "--device");
+
 // Moves a batch's tensors to a device (uint8 stays uint8: widened by the model).
 Batch to_device(const Batch& b, const torch::Device& d);
 

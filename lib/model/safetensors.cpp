@@ -6,6 +6,7 @@
 #include "common/bytes.h"
 #include "common/error.h"
 #include "common/io.h"
+#include "common/json_error.h"
 
 namespace ilt {
 
@@ -64,23 +65,37 @@ std::map<std::string, torch::Tensor> load_safetensors(const std::string& path,
   } catch (const std::exception& e) {
     fail("{}: corrupt safetensors header: {}", path, e.what());
   }
+  if (!header.is_object()) fail("{}: corrupt safetensors header: not a JSON object", path);
   const char* base = bytes.data() + 8 + n;
   uint64_t avail = bytes.size() - 8 - n;
   std::map<std::string, torch::Tensor> out;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
-      continue;
+  try {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") {
+        if (metadata) *metadata = it.value().get<std::map<std::string, std::string>>();
+        continue;
+      }
+      if (!it.value().is_object()) fail("{}: tensor '{}': entry is not a JSON object", path, it.key());
+      auto type = dtype_of(it.value().at("dtype").get<std::string>(), path);
+      auto shape = it.value().at("shape").get<std::vector<int64_t>>();
+      auto off = it.value().at("data_offsets").get<std::vector<uint64_t>>();
+      // The size is checked against the data before anything is allocated: a header must
+      // not be able to ask for more memory than the file holds.
+      uint64_t elements = 1;
+      for (int64_t d : shape) {
+        if (d < 0) fail("{}: tensor '{}' has a negative dimension {}", path, it.key(), d);
+        if (d != 0 && elements > avail / uint64_t(d)) fail("{}: tensor '{}' is larger than the file", path, it.key());
+        elements *= uint64_t(d);
+      }
+      uint64_t size = elements * uint64_t(c10::elementSize(type));
+      if (off.size() != 2 || off[1] < off[0] || off[1] > avail || off[1] - off[0] != size)
+        fail("{}: tensor '{}' has bad data offsets", path, it.key());
+      auto t = torch::empty(shape, torch::dtype(type));
+      if (size) std::memcpy(t.data_ptr(), base + off[0], size);
+      out[it.key()] = t;
     }
-    auto type = dtype_of(it.value().at("dtype").get<std::string>(), path);
-    auto shape = it.value().at("shape").get<std::vector<int64_t>>();
-    auto off = it.value().at("data_offsets").get<std::vector<uint64_t>>();
-    auto t = torch::empty(shape, torch::dtype(type));
-    uint64_t size = uint64_t(t.numel()) * t.element_size();
-    if (off.size() != 2 || off[1] < off[0] || off[1] > avail || off[1] - off[0] != size)
-      fail("{}: tensor '{}' has bad data offsets", path, it.key());
-    std::memcpy(t.data_ptr(), base + off[0], size);
-    out[it.key()] = t;
+  } catch (const nlohmann::json::exception& e) {
+    fail_json(path + " (safetensors header)", e);
   }
   return out;
 }

@@ -3,13 +3,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/ranges.h>
+
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/io.h"
+#include "common/json_diff.h"
+#include "common/json_error.h"
 #include "data/loader.h"
 #include "model/model.h"
 #include "model/safetensors.h"
@@ -64,34 +69,116 @@ struct EvalResult {
   double loss = 0, bpb = 0, byte_tokens = 0;
 };
 
-EvalResult evaluate(ImageLatentTransformer& model, const std::vector<std::string>& shards, size_t batch_size,
-                    int64_t max_batches, const torch::Device& dev) {
+// Validation over the first max_batches batches (0: all), in shard order. The loader was
+// opened (and every shard checked) at start-up; batches are built here, without its thread.
+EvalResult evaluate(ImageLatentTransformer& model, const DataLoader& dl, size_t batch_size, int64_t max_batches,
+                    const torch::Device& dev) {
   torch::NoGradGuard no_grad;
   model->eval();
-  DataLoader dl(shards, LoaderOptions{batch_size, 0, false, false, 2});
   double nats = 0, targets = 0, label_bytes = 0;
+  const uint64_t n = dl.num_examples();
+  std::vector<uint64_t> ids;
   for (int64_t i = 0; max_batches <= 0 || i < max_batches; ++i) {
-    auto b = dl.next();
-    if (!b) break;
-    auto out = model->forward(to_device(*b, dev));
+    uint64_t first = uint64_t(i) * batch_size;
+    if (first >= n) break;
+    ids.clear();
+    for (uint64_t k = first; k < std::min<uint64_t>(n, first + batch_size); ++k) ids.push_back(k);
+    Batch b = dl.build(ids);
+    auto out = model->forward(to_device(b, dev));
     nats += out.nats.item<double>();
     targets += double(out.target_bytes);
-    label_bytes += double(b->label_bytes);
+    label_bytes += double(b.label_bytes);
   }
   model->train();
   return {nats / std::max(1.0, targets), nats / kLn2 / std::max(1.0, label_bytes), targets};
 }
 
+// LibTorch's own messages end in a C++ stack trace: keep the first line.
+std::string torch_message(const c10::Error& e) {
+  std::string s = e.what_without_backtrace();
+  size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
 void save_rng(const std::string& path) {
   std::vector<torch::Tensor> states{at::detail::getDefaultCPUGenerator().get_state()};
-  torch::save(states, path);
+  try {
+    torch::save(states, path);
+  } catch (const c10::Error& e) {
+    fail("{}: cannot write the RNG state: {}", path, torch_message(e));
+  }
 }
+void require_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("{}: missing (an incomplete checkpoint?)", path);
+}
+
 void load_rng(const std::string& path) {
+  require_file(path);
   std::vector<torch::Tensor> states;
-  torch::load(states, path);
-  if (states.empty()) fail("{}: no RNG state", path);
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  gen.set_state(states[0]);
+  try {
+    torch::load(states, path);
+    if (states.empty()) fail("{}: no RNG state", path);
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(states[0]);
+  } catch (const c10::Error& e) {
+    fail("{}: not a valid RNG state: {}", path, torch_message(e));
+  }
+}
+
+void check_options(const TrainOptions& o) {
+  if (o.output.empty()) fail("--output is required");
+  if (o.train.empty()) fail("--train is required");
+  if (o.batch_size < 1) fail("--batch-size must be at least 1");
+  if (o.grad_accum < 1) fail("--grad-accum must be at least 1");
+  if (o.max_steps < 1) fail("--max-steps must be at least 1");
+  if (o.eval_every < 1) fail("--eval-every must be at least 1");
+  if (o.save_every < 1) fail("--save-every must be at least 1");
+  if (o.log_every < 1) fail("--log-every must be at least 1");
+  if (o.eval_batches < 0) fail("--eval-batches must not be negative");
+  if (o.keep_last < 1) fail("--keep-last must be at least 1");
+  if (o.warmup < 0) fail("--warmup must not be negative");
+  if (o.threads < 0) fail("--threads must not be negative");
+  auto in = [](double v, double lo, double hi) { return std::isfinite(v) && v >= lo && v <= hi; };
+  if (!in(o.lr, 0, 10) || o.lr == 0) fail("--lr {} must be a number in (0, 10]", o.lr);
+  if (!in(o.min_lr_ratio, 0, 1)) fail("--min-lr-ratio {} must be in [0, 1]", o.min_lr_ratio);
+  if (!in(o.weight_decay, 0, 1e9)) fail("--weight-decay {} must be a non-negative number", o.weight_decay);
+  if (!in(o.beta1, 0, 1) || o.beta1 == 1) fail("--beta1 {} must be in [0, 1)", o.beta1);
+  if (!in(o.beta2, 0, 1) || o.beta2 == 1) fail("--beta2 {} must be in [0, 1)", o.beta2);
+  if (!in(o.clip, 0, 1e30) || o.clip == 0) fail("--clip {} must be a positive number", o.clip);
+  if (!in(o.max_minutes, 0, 1e12)) fail("--max-minutes {} must be a non-negative number", o.max_minutes);
+  if (o.schedule != "cosine" && o.schedule != "linear" && o.schedule != "constant")
+    fail("unknown schedule '{}' (cosine, linear, constant)", o.schedule);
+  if (o.precision != "fp32" && o.precision != "bf16") fail("--precision must be fp32 or bf16");
+}
+
+// What a checkpoint holds besides weights and optimizer state.
+struct ResumePoint {
+  int64_t step = 0;
+  double elapsed = 0;
+  LoaderState loader;
+  ModelConfig model;
+};
+
+ResumePoint read_resume_point(const std::string& dir) {
+  ResumePoint r;
+  const std::string tj = dir + "/trainer.json", cj = dir + "/config.json";
+  nlohmann::json st = read_json_file(tj);
+  try {
+    r.step = json_get<int64_t>(st, "step");
+    r.elapsed = json_value(st, "elapsed", 0.0);
+    const nlohmann::json& l = st.contains("loader") ? st["loader"] : nlohmann::json();
+    r.loader.epoch = json_get<uint64_t>(l, "epoch", "/loader");
+    r.loader.cursor = json_get<uint64_t>(l, "cursor", "/loader");
+  } catch (const Error& e) {
+    fail("{}: {}", tj, e.what());
+  }
+  if (r.step < 0) fail("{}: key /step: {} is negative", tj, r.step);
+  if (!std::isfinite(r.elapsed) || r.elapsed < 0) fail("{}: key /elapsed: {} is not a duration", tj, r.elapsed);
+  nlohmann::json config = read_json_file(cj);
+  if (!config.is_object() || !config.contains("model")) fail("{}: no key /model (not an ilt checkpoint?)", cj);
+  r.model = model_config_from_json(config["model"], cj);
+  return r;
 }
 
 std::string step_dir(const std::string& out, int64_t step) { return fmt::format("{}/step-{:07d}", out, step); }
@@ -100,34 +187,56 @@ std::string step_dir(const std::string& out, int64_t step) { return fmt::format(
 
 int train(const TrainOptions& opt_in) {
   TrainOptions o = opt_in;
-  if (o.output.empty()) fail("--output is required");
-  if (o.train.empty()) fail("--train is required");
-  if (o.grad_accum < 1) fail("--grad-accum must be at least 1");
+  check_options(o);
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::manual_seed(o.seed);
-  torch::Device dev(o.device);
-  if (dev.is_cuda() && !torch::cuda::is_available()) fail("--device {}: CUDA is not available", o.device);
+  torch::Device dev = parse_device(o.device);
   bool bf16 = o.precision == "bf16";
-  if (o.precision != "fp32" && !bf16) fail("--precision must be fp32 or bf16");
   if (bf16 && !dev.is_cuda()) fail("--precision bf16 is for CUDA devices (autocast); use fp32 on CPU");
 
-  // Data first: the model's geometry comes from the packed data.
-  LoaderState start;
-  nlohmann::json resume_state;
-  if (!o.resume.empty()) resume_state = nlohmann::json::parse(read_all(o.resume + "/trainer.json"));
-  if (!resume_state.is_null()) start = LoaderState::from_json(resume_state.at("loader"));
-  DataLoader loader(o.train, LoaderOptions{o.batch_size, o.seed, true, true, 4}, start);
+  // Every input is opened and checked before any work: a wrong path must not end a run
+  // after hours of training.
+  ResumePoint resume;
+  if (!o.resume.empty()) resume = read_resume_point(o.resume);
+  DataLoader loader(o.train, LoaderOptions{o.batch_size, o.seed, true, true, 4}, resume.loader);
   const nlohmann::json& data_meta = loader.meta();
+  std::unique_ptr<DataLoader> validation;
+  if (!o.validation.empty()) {
+    validation = std::make_unique<DataLoader>(o.validation, LoaderOptions{o.batch_size, 0, false, false, 0});
+    if (validation->max_word_length() != loader.max_word_length())
+      fail("{}: packed with max word length {}, the training data ({}) with {}", o.validation[0],
+           validation->max_word_length(), o.train[0], loader.max_word_length());
+    if (validation->meta().value("render", nlohmann::json()) != data_meta.value("render", nlohmann::json()))
+      fail("{}: its images were rendered with other settings than the training data's ({})", o.validation[0],
+           o.train[0]);
+  }
 
+  // The model's geometry comes from the packed data.
   ModelConfig mc;
   if (!o.resume.empty()) {
-    mc = model_config_from_json(nlohmann::json::parse(read_all(o.resume + "/config.json")).at("model"));
+    mc = resume.model;
+    if (o.config_given) {
+      ModelConfig asked = model_config(o.config);
+      asked.max_word_length = mc.max_word_length;
+      asked.image_height = mc.image_height;
+      asked.patch_width = mc.patch_width;
+      asked.max_patches = mc.max_patches;
+      auto diff = differing_keys(to_json(asked), to_json(mc));
+      if (!diff.empty())
+        fail("--config {} is not the model of {}/config.json (differ: {}); leave --config out to resume that model",
+             o.config, o.resume, fmt::join(diff, ", "));
+    }
   } else {
     mc = model_config(o.config);
-    mc.max_word_length = int(loader.max_word_length());
-    mc.image_height = data_meta.at("render").at("height").get<int>();
-    mc.patch_width = data_meta.at("render").at("patch_width").get<int>();
-    mc.max_patches = data_meta.at("render").at("max_width").get<int>() / mc.patch_width;
+    try {
+      mc.max_word_length = int(loader.max_word_length());
+      mc.image_height = data_meta.at("render").at("height").get<int>();
+      mc.patch_width = data_meta.at("render").at("patch_width").get<int>();
+      mc.max_patches = data_meta.at("render").at("max_width").get<int>() / mc.patch_width;
+    } catch (const nlohmann::json::exception& e) {
+      fail_json(o.train[0] + " (header)", e);
+    }
+    mc.validate();
   }
   if (mc.max_word_length != loader.max_word_length())
     fail("the checkpoint was trained with max word length {}, the data has {}", mc.max_word_length,
@@ -139,16 +248,24 @@ int train(const TrainOptions& opt_in) {
   double elapsed_before = 0;
   if (!o.resume.empty()) {
     load_model_tensors(model, o.resume + "/model.safetensors");
-    torch::load(optimizer, o.resume + "/optimizer.pt");
+    const std::string opt_file = o.resume + "/optimizer.pt";
+    require_file(opt_file);
+    try {
+      torch::load(optimizer, opt_file);
+    } catch (const c10::Error& e) {
+      fail("{}: not a valid optimizer state: {}", opt_file, torch_message(e));
+    }
     load_rng(o.resume + "/rng.pt");
-    step = resume_state.at("step").get<int64_t>();
-    elapsed_before = resume_state.value("elapsed", 0.0);
+    step = resume.step;
+    elapsed_before = resume.elapsed;
   }
   model->train();
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
 
-  fs::create_directories(o.output);
+  std::error_code ec;
+  fs::create_directories(o.output, ec);
+  if (ec || !fs::is_directory(o.output)) fail("{}: cannot create the run directory: {}", o.output, ec ? ec.message() : "a file is in the way");
   nlohmann::json config = {{"model", to_json(mc)},
                            {"data", {{"train", o.train}, {"validation", o.validation}, {"params", data_meta.at("params")}}},
                            {"render", data_meta.at("render")},
@@ -160,7 +277,17 @@ int train(const TrainOptions& opt_in) {
                            {"parameters", params},
                            {"tool", "ilt-train"},
                            {"version", ILT_VERSION}};
-  std::ofstream metrics(o.output + "/metrics.jsonl", std::ios::app);
+  // metrics.jsonl is opened at its first line, so a run that fails before leaves none.
+  const std::string metrics_path = o.output + "/metrics.jsonl";
+  std::ofstream metrics;
+  auto log_metrics = [&](const nlohmann::json& m) {
+    if (!metrics.is_open()) {
+      metrics.open(metrics_path, std::ios::app);
+      if (!metrics) fail("{}: cannot open: {}", metrics_path, std::strerror(errno));
+    }
+    metrics << m.dump() << "\n" << std::flush;
+    if (!metrics) fail("{}: write failed: {}", metrics_path, std::strerror(errno));
+  };
   std::vector<std::string> kept;
   for (const auto& e : fs::directory_iterator(o.output))
     if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
@@ -168,23 +295,32 @@ int train(const TrainOptions& opt_in) {
       kept.push_back(e.path().string());
   std::sort(kept.begin(), kept.end());
 
+  // A checkpoint is written into DIR.tmp, which is removed if anything fails (or a signal
+  // kills the run), then renamed to DIR; the previous complete checkpoint is never touched.
   auto save = [&](int64_t at_step, double elapsed) {
-    std::string dir = step_dir(o.output, at_step), tmp = dir + ".tmp";
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    write_file_atomic(tmp + "/config.json", config.dump(2) + "\n");
-    save_safetensors(tmp + "/model.safetensors", model_tensors(model), {{"format", "ilt"}, {"step", std::to_string(at_step)}});
-    torch::save(optimizer, tmp + "/optimizer.pt");
-    save_rng(tmp + "/rng.pt");
+    std::string dir = step_dir(o.output, at_step);
+    TemporaryDirectory tmp(dir + ".tmp");
+    write_file_atomic(tmp.path() + "/config.json", config.dump(2) + "\n");
+    save_safetensors(tmp.path() + "/model.safetensors", model_tensors(model),
+                     {{"format", "ilt"}, {"step", std::to_string(at_step)}});
+    try {
+      torch::save(optimizer, tmp.path() + "/optimizer.pt");
+    } catch (const c10::Error& e) {
+      fail("{}/optimizer.pt: cannot write: {}", tmp.path(), torch_message(e));
+    }
+    save_rng(tmp.path() + "/rng.pt");
     nlohmann::json st = {{"step", at_step}, {"loader", loader.state().to_json()}, {"elapsed", elapsed}};
-    write_file_atomic(tmp + "/trainer.json", st.dump(2) + "\n");
-    commit_directory(tmp, dir);
+    write_file_atomic(tmp.path() + "/trainer.json", st.dump(2) + "\n");
+    sync_directory(tmp.path());
+    commit_directory(tmp.path(), dir);
+    tmp.release();
     if (std::find(kept.begin(), kept.end(), dir) == kept.end()) kept.push_back(dir);
     while (int(kept.size()) > std::max(1, o.keep_last)) {
       fs::remove_all(kept.front());
       kept.erase(kept.begin());
     }
     write_file_atomic(o.output + "/latest", fs::path(dir).filename().string() + "\n");
+    sync_directory(o.output);
   };
 
   fmt::print(stderr, "ilt-train: {} parameters, {} training examples, device {}, {} threads\n", human(double(params)),
@@ -196,6 +332,9 @@ int train(const TrainOptions& opt_in) {
   Progress progress("ilt-train", uint64_t(o.max_steps), false);
   bool tty = o.progress && isatty(2);
   int status = 0;
+  // SIGINT/SIGTERM (Ctrl-C, Slurm's preemption) end the run at the end of the step, with a
+  // checkpoint; a second signal aborts at once.
+  stop_gracefully_on_signals();
   while (step < o.max_steps) {
     auto t_step = Clock::now();
     double lr = learning_rate(o, step);
@@ -248,7 +387,7 @@ int train(const TrainOptions& opt_in) {
                           {"words_per_s", window_words / window_time}, {"bytes_per_s", window_bytes / window_time},
                           {"flops_per_s", window_flops / window_time}, {"data_wait_fraction", window_wait / window_time},
                           {"elapsed", elapsed}};
-      metrics << m.dump() << "\n" << std::flush;
+      log_metrics(m);
       if (tty) {
         double eta = (o.max_steps - step) * window_time / std::max<int64_t>(1, o.log_every);
         fmt::print(stderr, "\rstep {}/{} loss {:.4f} bpb {:.3f} lr {:.2e} {:.0f} words/s eta {:.0f}s\033[K", step,
@@ -261,13 +400,20 @@ int train(const TrainOptions& opt_in) {
       window_words = window_bytes = 0;
     }
     bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
-    if (!o.validation.empty() && (step % o.eval_every == 0 || step == o.max_steps || out_of_time)) {
-      auto r = evaluate(model, o.validation, o.batch_size, o.eval_batches, dev);
+    const int stop_sig = stop_signal();
+    if (validation && (step % o.eval_every == 0 || step == o.max_steps || out_of_time)) {
+      auto r = evaluate(model, *validation, o.batch_size, o.eval_batches, dev);
       nlohmann::json m = {{"step", step}, {"split", "validation"}, {"loss", r.loss}, {"bpb", r.bpb}, {"elapsed", elapsed}};
-      metrics << m.dump() << "\n" << std::flush;
+      log_metrics(m);
       fmt::print(stderr, "{}step {} validation loss {:.4f} bpb {:.3f}\n", tty ? "\n" : "", step, r.loss, r.bpb);
     }
-    if (step % o.save_every == 0 || step == o.max_steps || out_of_time) save(step, elapsed);
+    if (step % o.save_every == 0 || step == o.max_steps || out_of_time || stop_sig) save(step, elapsed);
+    if (stop_sig) {
+      fmt::print(stderr, "{}ilt-train: stopped by signal {} at step {}; checkpoint {}\n", tty ? "\n" : "", stop_sig, step,
+                 step_dir(o.output, step));
+      status = 128 + stop_sig;
+      break;
+    }
     if (out_of_time) {
       fmt::print(stderr, "{}ilt-train: --max-minutes reached at step {}\n", tty ? "\n" : "", step);
       break;

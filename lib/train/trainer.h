@@ -8,6 +8,7 @@ namespace ilt {
 struct TrainOptions {
   std::vector<std::string> train, validation;  // examples shards
   std::string config = "tiny";                 // preset or JSON file
+  bool config_given = false;                   // --config was given (checked against --resume's model)
   std::string output;                          // run directory
   std::string resume;                          // checkpoint directory to continue from
   size_t batch_size = 16;                      // examples per micro-batch
