@@ -100,6 +100,7 @@ struct Generator::Run {
   std::vector<Hyp> rows;       // active rows, in KV-cache order
   KVCache latent_cache;
   std::vector<std::mt19937_64> rng;  // per prompt (sampling)
+  std::map<size_t, int64_t> dropped_;  // per prompt: words beyond max_context
 
   Run(Generator& gen, const GenerateOptions& opt, const std::function<void(size_t, const std::string&)>& cb)
       : g(gen), o(opt), on_text(cb) {
@@ -345,7 +346,7 @@ struct Generator::Run {
   }
 
   Generation result(const std::string& prompt, const Hyp& h) {
-    return {prompt, h.text, h.gen, h.logprob, h.reason};
+    return {prompt, h.text, h.gen, h.logprob, h.reason, dropped_.count(h.prompt) ? dropped_.at(h.prompt) : 0};
   }
 
   std::vector<Generation> run(const std::vector<std::string>& prompts, uint64_t first_index) {
@@ -360,6 +361,12 @@ struct Generator::Run {
         input.push_back(h.prefix);
         h.prefix.clear();
       }
+      int64_t dropped = 0;
+      if (o.max_context > 0 && int64_t(input.size()) > o.max_context) {
+        dropped = int64_t(input.size()) - o.max_context;  // keep BOS, drop the oldest words
+        input.erase(input.begin() + 1, input.begin() + 1 + dropped);
+      }
+      dropped_[i] = dropped;
       for (const auto& w : input) h.words.push_back(id_of(w));
       uint64_t z = o.seed * 0x9E3779B97F4A7C15ull + first_index + i;  // splitmix-style spread
       rng.emplace_back(z ^ (z >> 31));
@@ -440,6 +447,13 @@ std::vector<Generation> Generator::generate(const std::vector<std::string>& prom
                                             const std::function<void(size_t, const std::string&)>& on_text,
                                             uint64_t first_index) {
   if (options.beams > 1 && options.temperature > 0) fail("--beams searches; it does not sample (drop --temperature)");
+  if (options.beams < 1 || options.beams > kMaxBeams) fail("--beams {} outside [1, {}]", options.beams, kMaxBeams);
+  if (!std::isfinite(options.temperature) || options.temperature < 0)
+    fail("--temperature {} must be a non-negative number", options.temperature);
+  if (!std::isfinite(options.top_p) || options.top_p <= 0 || options.top_p > 1)
+    fail("--top-p {} must be in (0, 1]", options.top_p);
+  if (options.top_k < 0) fail("--top-k {} must not be negative", options.top_k);
+  if (options.max_context < 0 || options.max_context == 1) fail("--max-context {} must be 0 or at least 2", options.max_context);
   for (const std::string& s : options.stop)
     if (s.empty()) fail("a stop string may not be empty");
   torch::NoGradGuard no_grad;

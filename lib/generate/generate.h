@@ -37,7 +37,13 @@ struct GenerateOptions {
   bool use_cache = true;     // false: recompute everything for every word and byte
   std::vector<std::string> stop;  // stop when the continuation contains one (cut before it)
   bool use_image = true, use_bytes = true;  // modality switches, as in evaluation
+  // Words of a prompt the latent transformer reads at most (BOS included): longer prompts
+  // keep BOS and their last max_context - 1 words (Generation::dropped_words says how many
+  // went). Bounds prefill time and memory. 0: no bound.
+  int max_context = 0;
 };
+// Beams beyond this cost too much to be useful (each beam proposes `beams` words).
+constexpr int kMaxBeams = 32;
 
 struct GeneratedWord {
   std::string text;      // the bytes added to the text (for a continued prompt word: its rest)
@@ -50,6 +56,7 @@ struct Generation {
   std::vector<GeneratedWord> words;
   double logprob = 0;               // of the whole continuation: its words, and its end if it ended
   std::string stop_reason;          // "end" (empty word), "max_words" or "stop" (a stop string)
+  int64_t dropped_words = 0;        // prompt words beyond max_context, not read
 };
 
 // The checkpoint-specific pieces the loop needs, supplied by the caller.

@@ -4,6 +4,10 @@
 
 #include <cairo.h>
 #include <fontconfig/fontconfig.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ft2build.h>
 #include FT_FREETYPE_H
 #include <hb.h>
@@ -209,8 +213,16 @@ struct Renderer::Impl {
   // languages), so fallback picks it for nothing else.
   void add_font(const FontSpec& fs) {
     const auto* file = reinterpret_cast<const FcChar8*>(fs.file.c_str());
+    struct stat st;
+    if (::stat(fs.file.c_str(), &st) != 0) fail("font file {}: {}", fs.file, std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) fail("font file {}: not a regular file (give font files, not folders)", fs.file);
     if (fs.ranges.empty()) {
+      // fontconfig accepts files without a usable face: count the faces it really added.
+      FcFontSet* before = FcConfigGetFonts(config, FcSetApplication);
+      int n = before ? before->nfont : 0;
       if (!FcConfigAppFontAddFile(config, file)) fail("cannot load font file {}", fs.file);
+      FcFontSet* after = FcConfigGetFonts(config, FcSetApplication);
+      if (!after || after->nfont <= n) fail("font file {}: no usable font face in it", fs.file);
       return;
     }
     int count = 0;
