@@ -46,7 +46,7 @@ check "inspect shows tags" grep -q '"heb": 31' summary.txt
 check "inspect writes word PNGs" bash -c "ls pngs | grep -q '_human%20.png'"
 "$bin/ilt-inspect" images.shard --sheet sheet.png --select 0:12 > /dev/null
 check "contact sheet is a PNG" bash -c "head -c 8 sheet.png | od -c | grep -q 'P   N   G'"
-"$bin/ilt-render" words.shard -o /dev/null --png-dir rendered 2>/dev/null
+"$bin/ilt-render" words.shard -o rendered.shard --png-dir rendered 2>/dev/null
 check "render --png-dir writes one PNG per distinct word" \
   bash -c "[[ \$(ls rendered | wc -l) -eq \$('$bin/ilt-inspect' images.shard --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"records\"])') ]]"
 "$bin/ilt-render" --text 'שלום' --png one.png 2>/dev/null
