@@ -28,8 +28,7 @@ mkdir -p "$work"
 echo "fuzz: building $build with $cxx"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$cxx" \
   -DILT_FUZZ=ON -DILT_BUILD_TESTS=OFF >"$work/configure.log" 2>&1 || { cat "$work/configure.log"; exit 1; }
-all=$(sed -n 's/^build \(fuzz_[a-z]*\): CXX_EXECUTABLE_LINKER.*/\1/p' "$build/build.ninja" | sort -u | tr '\n' ' ')
-targets=${FUZZ_TARGETS:-$all}
+targets=${FUZZ_TARGETS:-$(cat "$build/fuzz-targets.txt")}
 # shellcheck disable=SC2086
 cmake --build "$build" -j "${FUZZ_JOBS:-2}" --target $targets
 
@@ -51,19 +50,22 @@ for t in $targets; do
   echo "fuzz: $t for $seconds s (log: $log)"
   # -fork=1: a crash is recorded and fuzzing goes on, so one run reports every crash kind.
   rc=0
-  (cd "$work" && "$build/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+  t0=$SECONDS
+  (cd "$work" && "$build/tests/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=2048 \
      -timeout="${FUZZ_TIMEOUT:-25}" -print_final_stats=1 -artifact_prefix="$artifacts/" \
      -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
      "$corpus" "${seeds[@]}") >"$log" 2>&1 || rc=$?
-  # Final figures: with -fork the parent prints a last "cov: ft: corp: exec/s: ... total: N"
-  # status line; the stats block (stat::number_of_executed_units) comes from the child.
-  execs=$(grep -o 'number_of_executed_units: [0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
-  last=$(grep -E '#[0-9]+.*(cov|ft): ' "$log" | tail -1 || true)
-  cov=$(grep -o 'cov: [0-9]*' <<<"$last" | awk '{print $2}'); cov=${cov:-0}
-  ft=$(grep -o 'ft: [0-9]*' <<<"$last" | awk '{print $2}'); ft=${ft:-0}
-  total=$(grep -o 'total: [0-9]*' <<<"$last" | awk '{print $2}' || true)
-  [[ -n $total ]] && execs=$total
-  rate=$(awk -v n="$execs" -v s="$seconds" 'BEGIN {printf "%d", s > 0 ? n / s : 0}')
+  elapsed=$((SECONDS - t0))
+  # Final figures from libFuzzer's last status line. With -fork the parent prints
+  # "#RUNS: cov: N ft: N corp: N exec/s N oom/timeout/crash: a/b/c time: Ns ..."; a single
+  # process prints "#RUNS DONE cov: N ft: N ..." and the stat:: block.
+  last=$(grep -E '^#[0-9]+:?[[:space:]].*cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 || true)
+  field() { grep -oE "$1[: ]+[0-9]+" <<<"$last" | grep -oE '[0-9]+$' || true; }
+  execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#' || true); execs=${execs:-0}
+  cov=$(field cov); cov=${cov:-0}
+  ft=$(field ft); ft=${ft:-0}
+  took=$(grep -oE 'time: [0-9]+s' <<<"$last" | grep -oE '[0-9]+' || true); took=${took:-$elapsed}
+  rate=$(awk -v n="$execs" -v s="$took" 'BEGIN {printf "%d", (s > 0 ? n / s : 0)}')
   crashes=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' -o -name 'leak-*' \) | wc -l)
   if (( crashes > 0 )); then
     failed=1
@@ -80,7 +82,7 @@ for t in $targets; do
     small=$work/merge-small/$t
     mkdir -p "$small" "tests/fuzz/corpus/$t"
     find "$corpus" -type f -size -"$(( ${FUZZ_MERGE_MAX_BYTES:-4096} + 1 ))"c -exec cp {} "$small/" \;
-    (cd "$work" && "$build/$t" -merge=1 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
+    (cd "$work" && "$build/tests/fuzz/$t" -merge=1 -rss_limit_mb=2048 -malloc_limit_mb=2048 \
        "$root/tests/fuzz/corpus/$t" "$small") >"$work/$t.merge.log" 2>&1 || true
     echo "fuzz: $t: corpus now $(ls "tests/fuzz/corpus/$t" | wc -l) files, $(du -sk "tests/fuzz/corpus/$t" | cut -f1) KiB"
   fi

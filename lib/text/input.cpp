@@ -38,21 +38,22 @@ bool DocumentReader::read_line(std::string* line, uint64_t* offset) {
   *offset = bytes_;
   bool any = false;
   for (;;) {
-    if (buf_pos_ == buf_.size()) {
+    if (buf_pos_ == buf_len_) {
       if (eof_) break;
-      buf_.resize(1 << 20);
-      size_t n = in_.read_some(buf_.data(), buf_.size());
-      buf_.resize(n);
+      // Allocated once, never cleared: a pipe's small reads cost no 1 MiB memset each.
+      if (!buf_) buf_.reset(new char[kBufSize]);
+      size_t n = in_.read_some(buf_.get(), kBufSize);
+      buf_len_ = n;
       buf_pos_ = 0;
       if (n == 0) {
         eof_ = true;
         break;
       }
-      sha_.update(buf_.data(), n);
+      sha_.update(buf_.get(), n);
     }
     any = true;
-    const char* start = buf_.data() + buf_pos_;
-    const char* nl = static_cast<const char*>(std::memchr(start, '\n', buf_.size() - buf_pos_));
+    const char* start = buf_.get() + buf_pos_;
+    const char* nl = static_cast<const char*>(std::memchr(start, '\n', buf_len_ - buf_pos_));
     if (nl) {
       line->append(start, size_t(nl - start));
       size_t used = size_t(nl - start) + 1;
@@ -62,9 +63,9 @@ bool DocumentReader::read_line(std::string* line, uint64_t* offset) {
       if (!line->empty() && line->back() == '\r') line->pop_back();
       return true;
     }
-    line->append(start, buf_.size() - buf_pos_);
-    bytes_ += buf_.size() - buf_pos_;
-    buf_pos_ = buf_.size();
+    line->append(start, buf_len_ - buf_pos_);
+    bytes_ += buf_len_ - buf_pos_;
+    buf_pos_ = buf_len_;
   }
   if (!any) return false;
   ++line_;  // last line without "\n"

@@ -55,8 +55,9 @@ class DocumentReader {
   InputFile in_;
   DocumentReaderOptions opt_;
   Sha256 sha_;
-  std::string buf_;
-  size_t buf_pos_ = 0;
+  static constexpr size_t kBufSize = 1 << 20;
+  std::unique_ptr<char[]> buf_;  // bytes [buf_pos_, buf_len_) not yet returned
+  size_t buf_len_ = 0, buf_pos_ = 0;
   bool eof_ = false;
   uint64_t bytes_ = 0, line_ = 0, replaced_ = 0, skipped_ = 0, empty_ = 0;
 };

@@ -63,11 +63,14 @@ class MemFile {
       std::abort();
     }
     write_all(fd, bytes);
+    fd_ = fd;
     path_ = "/proc/self/fd/" + std::to_string(fd);
   }
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
 
  private:
+  int fd_ = -1;
   std::string path_;
 };
 
@@ -101,11 +104,23 @@ class PipeFile {
   PipeFile& operator=(const PipeFile&) = delete;
   bool ok() const { return fd_ >= 0; }
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;
   std::string path_;
 };
+
+// Makes `fd` (a MemFile's or PipeFile's) also fd 500 and returns that one's path, so that a
+// file and a pipe holding the same bytes have the same name in messages and ids.
+inline std::string at_fixed_fd(int fd) {
+  constexpr int kFixed = 500;
+  if (::dup2(fd, kFixed) != kFixed) {
+    std::perror("fuzz: dup2");
+    std::abort();
+  }
+  return "/proc/self/fd/" + std::to_string(kFixed);
+}
 
 // Runs f(); an ilt::Error (the expected rejection) returns false, anything else escapes.
 template <typename F>
