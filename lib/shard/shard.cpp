@@ -35,6 +35,11 @@ std::string compress(std::string_view raw, int level, const std::string& path) {
   return out;
 }
 
+// Most bytes a zstd frame of `z` bytes can decompress to: every block has a header of at least
+// 3 bytes and gives at most ZSTD_BLOCKSIZE_MAX (128 KiB). Sizes claimed by headers are checked
+// against it before anything is allocated, so a damaged length cannot ask for a gigabyte.
+bool fits_frame(uint64_t raw, uint64_t z) { return raw <= z / 3 * uint64_t(ZSTD_BLOCKSIZE_MAX); }
+
 struct BlockInfo {
   uint64_t offset;
   uint64_t first;
@@ -189,6 +194,19 @@ struct ShardReader::Impl {
            name(), what, at);
   }
 
+  // Reads n bytes into *buf, growing it only as the bytes arrive, so that a damaged length
+  // field costs no more memory than the input really holds.
+  void read_exact(std::string* buf, size_t n, const char* what) {
+    uint64_t at = in->offset();
+    buf->clear();
+    while (buf->size() < n) {
+      size_t old = buf->size(), chunk = std::min(n - old, std::max<size_t>(old, 1 << 20));
+      buf->resize(old + chunk);
+      if (in->read(buf->data() + old, chunk) != chunk)
+        fail("{}: truncated: file ends inside the {} at byte {} (incomplete or killed write?)", name(), what, at);
+    }
+  }
+
   void read_header(std::string_view expect) {
     char magic[8];
     std::string h;
@@ -213,8 +231,8 @@ struct ShardReader::Impl {
     h.append(b, 4);
     uint32_t jlen = load_u32(b);
     if (jlen > kMaxHeaderJson) fail("{}: corrupt header (JSON length {})", name(), jlen);
-    std::string js(jlen, '\0');
-    read_exact(js.data(), jlen, "header");
+    std::string js;
+    read_exact(&js, jlen, "header");
     h += js;
     read_exact(b, 4, "header");
     if (load_u32(b) != crc32(h.data(), h.size()))
@@ -233,7 +251,8 @@ struct ShardReader::Impl {
   // Parses the index section payload (after its magic) and the trailer.
   void parse_index(std::string_view z, uint64_t at, uint64_t trailer_offset, uint64_t trailer_records) {
     size_t rawsize = ZSTD_getFrameContentSize(z.data(), z.size());
-    if (rawsize == ZSTD_CONTENTSIZE_ERROR || rawsize == ZSTD_CONTENTSIZE_UNKNOWN || rawsize > kMaxBlock)
+    if (rawsize == ZSTD_CONTENTSIZE_ERROR || rawsize == ZSTD_CONTENTSIZE_UNKNOWN || rawsize > kMaxBlock ||
+        !fits_frame(rawsize, z.size()))
       fail("{}: corrupt index at byte {}", name(), at);
     std::string idx(rawsize, '\0');
     size_t n = ZSTD_decompressDCtx(dctx, idx.data(), idx.size(), z.data(), z.size());
@@ -309,8 +328,8 @@ struct ShardReader::Impl {
       read_exact(h + 4, 4, "index");
       uint32_t zl = load_u32(h + 4);
       if (zl > kMaxBlock) fail("{}: corrupt index length at byte {}", name(), at);
-      std::string z(zl, '\0');
-      read_exact(z.data(), zl, "index");
+      std::string z;
+      read_exact(&z, zl, "index");
       char t[kTrailerSize];
       read_exact(t, kTrailerSize, "trailer");
       if (std::memcmp(t + 16, kEnd, 8) != 0) fail("{}: corrupt trailer at byte {}", name(), at + 8 + zl);
@@ -323,14 +342,13 @@ struct ShardReader::Impl {
       fail("{}: block {} at byte {}: bad block magic (corrupt file)", name(), expect_number, at);
     read_exact(h + 4, 12, "block header");
     uint32_t nrec = load_u32(h + 4), rawlen = load_u32(h + 8), zlen = load_u32(h + 12);
-    if (rawlen > kMaxBlock || zlen > kMaxBlock || nrec > rawlen)
+    if (rawlen > kMaxBlock || zlen > kMaxBlock || nrec > rawlen || !fits_frame(rawlen, zlen))
       fail("{}: block {} at byte {}: corrupt block header", name(), expect_number, at);
     if (have_index) {
       if (expect_number >= blocks.size() || blocks[expect_number].offset != at || blocks[expect_number].records != nrec)
         fail("{}: block {} at byte {}: disagrees with the index", name(), expect_number, at);
     }
-    zbuf.resize(zlen);
-    read_exact(zbuf.data(), zlen, "block");
+    read_exact(&zbuf, zlen, "block");
     raw.resize(rawlen);
     size_t n = ZSTD_decompressDCtx(dctx, raw.data(), raw.size(), zbuf.data(), zbuf.size());
     if (ZSTD_isError(n))
