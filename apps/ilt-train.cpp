@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_option("--max-steps", o.max_steps, "Optimizer steps")->capture_default_str()->check(Integer(1));
   app.add_option("--max-minutes", o.max_minutes, "Stop and save after this many minutes (0: no limit)")->capture_default_str()->check(Number(0));
-  app.add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->check(Number(0, 10, true));
+  app.add_option("--lr", o.lr, "Peak learning rate")->capture_default_str()->check(Number(0, std::numeric_limits<double>::infinity(), true));
   app.add_option("--min-lr-ratio", o.min_lr_ratio, "Final learning rate / peak (cosine, linear)")->capture_default_str()->check(Number(0, 1));
   app.add_option("--warmup", o.warmup, "Linear warmup steps")->capture_default_str()->check(Integer(0));
   app.add_option("--schedule", o.schedule, "cosine, linear or constant after warmup")
