@@ -23,7 +23,7 @@ head -20 "$src/data/demo/udhr.jsonl" > small.jsonl
 "$bin/ilt-segment" small.jsonl --tag-field lang -o w.shard 2>/dev/null
 "$bin/ilt-render" w.shard -o i.shard --threads 1 2>/dev/null
 "$bin/ilt-pack" w.shard --images i.shard -o d --validation-fraction 0.2 2>/dev/null
-train=("$bin/ilt-train" --train d.train.examples --config tiny --threads 1 --batch-size 4)
+train=("$bin/ilt-train" --train d.train.examples --threads 1 --batch-size 4)  # preset tiny
 "${train[@]}" -o run --max-steps 2 --save-every 2 2>/dev/null
 ck=run/step-0000002
 check "setup: a checkpoint" test -s $ck/model.safetensors
@@ -49,9 +49,9 @@ else
 fi
 # A FIFO: the reader gets the same bytes as a regular file; the FIFO stays a FIFO.
 mkfifo fifo
-cat fifo > from_fifo.shard &
+timeout 60 cat fifo > from_fifo.shard &  # a tool that renamed over the FIFO would leave it waiting
 reader=$!
-"$bin/ilt-render" w.shard -o fifo --threads 1 2>/dev/null
+timeout 60 "$bin/ilt-render" w.shard -o fifo --threads 1 2>/dev/null
 wait $reader
 check "1: render -o FIFO keeps the FIFO" test -p fifo
 check "1: render -o FIFO delivers the shard" cmp -s from_fifo.shard i.shard
@@ -85,14 +85,14 @@ fi
 for flag in --save-every --log-every --eval-every; do
   expect_error "2: $flag 0" "$flag" "${train[@]}" -o r0 --max-steps 2 $flag 0
 done
-bad() { rm -rf bad; cp -r $ck bad; }
-bad; head -c 1000 $ck/optimizer.pt > bad/optimizer.pt
+damaged() { rm -rf bad; cp -r $ck bad; }  # a copy of the checkpoint to damage
+damaged; head -c 1000 $ck/optimizer.pt > bad/optimizer.pt
 expect_error "2: half optimizer.pt" "bad/optimizer.pt" "${train[@]}" -o r2 --max-steps 3 --resume bad
-bad; rm bad/optimizer.pt
+damaged; rm bad/optimizer.pt
 expect_error "2: missing optimizer.pt" "bad/optimizer.pt: missing" "${train[@]}" -o r2 --max-steps 3 --resume bad
-bad; head -c 100 $ck/rng.pt > bad/rng.pt
+damaged; head -c 100 $ck/rng.pt > bad/rng.pt
 expect_error "2: half rng.pt" "bad/rng.pt" "${train[@]}" -o r2 --max-steps 3 --resume bad
-bad; rm bad/rng.pt
+damaged; rm bad/rng.pt
 expect_error "2: missing rng.pt" "bad/rng.pt: missing" "${train[@]}" -o r2 --max-steps 3 --resume bad
 expect_error "2: train --device bogus" "--device 'bogus'" "${train[@]}" -o r2 --max-steps 2 --device bogus
 expect_error "2: eval --device bogus" "--device 'bogus'" "$bin/ilt-eval" --checkpoint run --data d.validation.examples --device bogus
@@ -113,15 +113,15 @@ js += b' ' * ((8 - len(js) % 8) % 8)
 open(path, 'wb').write(struct.pack('<Q', len(js)) + js + b[8 + n:])
 PY
 }
-bad; edit_header bad/model.safetensors "e['shape'] = [-1] + e['shape']"
+damaged; edit_header bad/model.safetensors "e['shape'] = [-1] + e['shape']"
 expect_error "2: negative shape in safetensors" "bad/model.safetensors: tensor .* negative dimension" \
   "$bin/ilt-eval" --checkpoint bad --data d.validation.examples
-bad; edit_header bad/model.safetensors "e['shape'] = [1 << 40, 1 << 40]"
+damaged; edit_header bad/model.safetensors "e['shape'] = [1 << 40, 1 << 40]"
 expect_error "2: huge shape in safetensors" "bad/model.safetensors: tensor .* larger than the file" \
   "$bin/ilt-eval" --checkpoint bad --data d.validation.examples
 
 # ---------------------------------------------------------------- 3. silent wrong results
-bad; edit_header bad/model.safetensors "e['dtype'] = 'I32'"
+damaged; edit_header bad/model.safetensors "e['dtype'] = 'I32'"
 expect_error "3: F32 relabelled I32 (eval)" "bad/model.safetensors: tensor .* is Int, the model wants Float" \
   "$bin/ilt-eval" --checkpoint bad --data d.validation.examples
 expect_error "3: F32 relabelled I32 (generate)" "is Int, the model wants Float" \
@@ -132,7 +132,7 @@ expect_error "3: resume with another --config" "--config ref-small is not the mo
   "${train[@]}" -o r3 --max-steps 3 --resume $ck --config ref-small
 "${train[@]}" -o r3 --max-steps 3 --resume $ck --config tiny 2>/dev/null
 check "3: resume with the same --config works" test -d r3/step-0000003
-bad; "$py" -c "import json; p='bad/trainer.json'; j=json.load(open(p)); j['step'] = -5; json.dump(j, open(p, 'w'))"
+damaged; "$py" -c "import json; p='bad/trainer.json'; j=json.load(open(p)); j['step'] = -5; json.dump(j, open(p, 'w'))"
 expect_error "3: negative step in trainer.json" "bad/trainer.json: key /step: -5 is negative" \
   "${train[@]}" -o r3 --max-steps 3 --resume bad
 expect_error "3: invalid UTF-8 in a prompt argument" "prompt argument 2: invalid UTF-8 at byte offset 1" \
@@ -236,18 +236,18 @@ echo "not a font" > notafont.ttf
 expect_error "7: --font NOT-A-FONT" "notafont.ttf" "$bin/ilt-render" --text a --png x.png --font notafont.ttf
 expect_error "7: ilt-pack --validation-fraction nan" "--validation-fraction" \
   "$bin/ilt-pack" w.shard --images i.shard -o p --validation-fraction nan
-bad; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); j['model']['latent']['heads'] = 'x'; json.dump(j, open(p, 'w'))"
+damaged; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); j['model']['latent']['heads'] = 'x'; json.dump(j, open(p, 'w'))"
 expect_error "7: config.json key of the wrong type" "bad/config.json: key /latent/heads: expected an integer, got string" \
   "$bin/ilt-eval" --checkpoint bad --data d.validation.examples
-bad; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); j['model']['latent']['heads'] = 3; json.dump(j, open(p, 'w'))"
+damaged; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); j['model']['latent']['heads'] = 3; json.dump(j, open(p, 'w'))"
 expect_error "7: config.json bad head count" "bad/config.json: model config: latent dim 128 must split into 3 heads" \
   "$bin/ilt-generate" --checkpoint bad 'a '
-bad; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); del j['model']; json.dump(j, open(p, 'w'))"
+damaged; "$py" -c "import json; p='bad/config.json'; j=json.load(open(p)); del j['model']; json.dump(j, open(p, 'w'))"
 expect_error "7: config.json without the model" "bad/config.json: no key /model" \
   "$bin/ilt-eval" --checkpoint bad --data d.validation.examples
-bad; echo '{"step": 2, "loader": 5' > bad/trainer.json
+damaged; echo '{"step": 2, "loader": 5' > bad/trainer.json
 expect_error "7: broken trainer.json" "bad/trainer.json: parse error" "${train[@]}" -o r7 --max-steps 3 --resume bad
-bad; echo '{"step": 2, "loader": 5}' > bad/trainer.json
+damaged; echo '{"step": 2, "loader": 5}' > bad/trainer.json
 expect_error "7: trainer.json key of the wrong type" "bad/trainer.json: key /loader: expected an object" \
   "${train[@]}" -o r7 --max-steps 3 --resume bad
 
