@@ -150,7 +150,6 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   return run_tool("ilt-generate", [&] {
-    if (app.count("--max-context") == 0) o.max_context = 0;  // set from the checkpoint below
     if (batch_size < 1) fail("--batch-size must be at least 1");
     o.use_cache = !no_cache;
     o.use_image = disable != "image";
@@ -212,7 +211,7 @@ int main(int argc, char** argv) {
     if (!from_args) {
       DocumentReaderOptions ro;
       ro.format = input_format_for(input, format);
-      ro.invalid = parse_invalid_policy(invalid);
+      ro.invalid = invalid_policy;
       ro.text_field = field;
       ro.keep_empty = true;
       reader = std::make_unique<DocumentReader>(input, ro);

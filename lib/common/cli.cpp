@@ -12,15 +12,6 @@
 
 namespace ilt {
 
-namespace {
-// The first line of a message: LibTorch's errors append a C++ stack trace after it.
-std::string first_line(const char* what) {
-  std::string s = what ? what : "";
-  size_t nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
-}  // namespace
-
 int run_tool(const char* tool, const std::function<int()>& body) {
   try {
     int status = body();

@@ -12,6 +12,9 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The first line of a message: LibTorch's errors append a C++ stack trace after it.
+inline std::string first_line(const std::string& what) { return what.substr(0, what.find('\n')); }
+
 template <typename... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
   throw Error(fmt::format(f, std::forward<Args>(args)...));

@@ -84,6 +84,7 @@ struct Generator::Run {
     double logprob = 0;
     std::string reason;           // why it ended; empty while it goes on
     size_t emitted = 0;           // bytes of text streamed
+    int64_t dropped = 0;          // prompt words beyond max_context, not read
   };
   struct Candidate {  // a word the bytes decoder finished for one row
     std::string word;
@@ -100,7 +101,6 @@ struct Generator::Run {
   std::vector<Hyp> rows;       // active rows, in KV-cache order
   KVCache latent_cache;
   std::vector<std::mt19937_64> rng;  // per prompt (sampling)
-  std::map<size_t, int64_t> dropped_;  // per prompt: words beyond max_context
 
   Run(Generator& gen, const GenerateOptions& opt, const std::function<void(size_t, const std::string&)>& cb)
       : g(gen), o(opt), on_text(cb) {
@@ -346,7 +346,7 @@ struct Generator::Run {
   }
 
   Generation result(const std::string& prompt, const Hyp& h) {
-    return {prompt, h.text, h.gen, h.logprob, h.reason, dropped_.count(h.prompt) ? dropped_.at(h.prompt) : 0};
+    return {prompt, h.text, h.gen, h.logprob, h.reason, h.dropped};
   }
 
   std::vector<Generation> run(const std::vector<std::string>& prompts, uint64_t first_index) {
@@ -361,12 +361,10 @@ struct Generator::Run {
         input.push_back(h.prefix);
         h.prefix.clear();
       }
-      int64_t dropped = 0;
       if (o.max_context > 0 && int64_t(input.size()) > o.max_context) {
-        dropped = int64_t(input.size()) - o.max_context;  // keep BOS, drop the oldest words
-        input.erase(input.begin() + 1, input.begin() + 1 + dropped);
+        h.dropped = int64_t(input.size()) - o.max_context;  // keep BOS, drop the oldest words
+        input.erase(input.begin() + 1, input.begin() + 1 + h.dropped);
       }
-      dropped_[i] = dropped;
       for (const auto& w : input) h.words.push_back(id_of(w));
       uint64_t z = o.seed * 0x9E3779B97F4A7C15ull + first_index + i;  // splitmix-style spread
       rng.emplace_back(z ^ (z >> 31));

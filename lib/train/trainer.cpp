@@ -94,11 +94,7 @@ EvalResult evaluate(ImageLatentTransformer& model, const DataLoader& dl, size_t 
 }
 
 // LibTorch's own messages end in a C++ stack trace: keep the first line.
-std::string torch_message(const c10::Error& e) {
-  std::string s = e.what_without_backtrace();
-  size_t nl = s.find('\n');
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
+std::string torch_message(const c10::Error& e) { return first_line(e.what_without_backtrace()); }
 
 void save_rng(const std::string& path) {
   std::vector<torch::Tensor> states{at::detail::getDefaultCPUGenerator().get_state()};
