@@ -8,7 +8,6 @@
 #include "common/cli_checks.h"
 #include "common/error.h"
 #include "common/io.h"
-#include "eval/evaluate.h"
 #include "generate/generate.h"
 #include "text/input.h"
 #include "text/segment.h"
@@ -88,7 +87,9 @@ int main(int argc, char** argv) {
       "byte limit; the word is rendered with the checkpoint's renderer settings, encoded and\n"
       "read back. The empty word ends the text. Both levels keep KV caches, so each word costs\n"
       "the same whatever the context length. A prompt without trailing whitespace ends\n"
-      "mid-word: its last word is continued, not read as finished.\n\n"
+      "mid-word: its last word is continued, not read as finished. A prompt's prefix-LM blocks\n"
+      "(ShiftOut \\x0E ... ShiftIn \\x0F) are read both ways, as in training; a block left open\n"
+      "at the prompt's end, and blocks the model writes, are read causally.\n\n"
       "Prompts: the arguments, else one per line of --input (default stdin), paragraphs, or\n"
       "JSONL. Output: each prompt's continuation followed by a newline, streamed as it\n"
       "is written (with --echo, the prompt first); with --json, one JSON object per prompt\n"
@@ -233,6 +234,9 @@ int main(int argc, char** argv) {
         if (results[i].dropped_words > 0 && !quiet)
           fmt::print(stderr, "ilt-generate: warning: prompt {}: read its last {} words only, {} earlier ones dropped (--max-context)\n",
                      index + i + 1, o.max_context, results[i].dropped_words);
+        if (results[i].open_block && !quiet)
+          fmt::print(stderr, "ilt-generate: warning: prompt {}: ends inside a ShiftOut block (no ShiftIn); read causally, "
+                     "as training reads a block never closed\n", index + i + 1);
         ordered.done(index + i, results[i]);
       }
       index += batch.size();

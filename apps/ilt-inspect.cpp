@@ -87,6 +87,10 @@ nlohmann::json record_json(const std::string& kind, uint64_t i, std::string_view
       nlohmann::json words = nlohmann::json::array();
       for (uint32_t id : ex.word_ids) words.push_back(id < vocab.size() ? vocab[id] : "?");
       j["words"] = words;
+      // Positions whose stored label training ignores (inside a prefix block).
+      j["ignored_labels"] = ignored_labels(ex, [&](size_t l) -> std::string_view {
+        return ex.word_ids[l] < vocab.size() ? std::string_view(vocab[ex.word_ids[l]]) : std::string_view();
+      });
     }
     return j;
   }

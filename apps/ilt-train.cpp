@@ -11,18 +11,26 @@ int main(int argc, char** argv) {
   CLI::App app{
       "ilt-train: train an Image Latent Transformer on examples shards (ilt-pack).\n\n"
       "Writes DIR/metrics.jsonl (one JSON object per log step and per evaluation) and\n"
-      "checkpoints DIR/step-NNNNNNN/ (config.json, model.safetensors, optimizer.pt,\n"
-      "trainer.json, rng.pt), each written atomically; DIR/latest names the newest.\n"
-      "--resume DIR/step-N continues exactly where that checkpoint left off.\n\n"
+      "checkpoints DIR/step-NNNNNNN/ (config.json, model.safetensors, optimizer.safetensors,\n"
+      "trainer.json, rng.pt), each written atomically; DIR/latest names the newest. A new\n"
+      "run needs a DIR without a run in it.\n\n"
+      "--resume DIR/step-N (or DIR: its latest) continues exactly where that checkpoint left\n"
+      "off: the model, the data and its order, and the training settings (batch size,\n"
+      "accumulation, schedule, optimizer, seed) come from it. A flag that differs from them is\n"
+      "refused unless --override is given (the change is then recorded in metrics.jsonl);\n"
+      "--max-steps may grow freely. Into the checkpoint's own DIR, metrics.jsonl is cut back to\n"
+      "its step; into another (new) DIR, the history up to it is copied there.\n\n"
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
   one_line_errors(app, "ilt-train");
   TrainOptions o;
-  app.add_option("--train", o.train, "Training examples shards")->required();
+  app.add_option("--train", o.train, "Training examples shards (required, except on --resume)");
   app.add_option("--validation", o.validation, "Validation examples shards");
   app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small) or JSON file")->capture_default_str();
   app.add_option("-o,--output", o.output, "Run directory")->required();
-  app.add_option("--resume", o.resume, "Checkpoint directory to continue from");
+  app.add_option("--resume", o.resume, "Checkpoint directory (or run directory: its latest) to continue from");
+  app.add_flag("--override", o.override_settings,
+               "On --resume, take flags that differ from the checkpoint's settings or data (recorded in metrics.jsonl)");
   app.add_option("--batch-size", o.batch_size, "Examples per micro-batch")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_option("--max-steps", o.max_steps, "Optimizer steps")->capture_default_str()->check(Integer(1));
@@ -49,6 +57,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
-  o.config_given = app.count("--config") > 0;
+  for (const CLI::Option* opt : app.get_options())
+    if (opt->count() > 0)
+      for (const std::string& name : opt->get_lnames()) o.given.insert(name);
   return run_tool("ilt-train", [&] { return train(o); });
 }

@@ -72,6 +72,16 @@ void decode_example(std::string_view rec, Example* ex) {
   if (!r.done()) fail("example: {} stray bytes at the end", r.remaining());
 }
 
+std::vector<uint32_t> ignored_labels(const Example& ex, const std::function<std::string_view(size_t)>& word_at) {
+  std::vector<uint32_t> out;
+  for (const PrefixBlock& b : ex.prefix_blocks)
+    for (uint32_t k = b.begin; k < b.end; ++k) {
+      std::string_view w = k + 1 == b.end ? word_at(k) : std::string_view();
+      if (!(w.size() == 1 && uint8_t(w[0]) == kShiftIn)) out.push_back(k);
+    }
+  return out;
+}
+
 std::string vocab_path(const std::string& examples_path, const nlohmann::json& header) {
   auto it = header.find("vocab");
   if (it == header.end() || !it->is_string()) fail("{}: header names no vocabulary shard", examples_path);

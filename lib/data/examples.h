@@ -5,6 +5,7 @@
 // bytes and its image), so every distinct word is stored, and later encoded, once.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
@@ -49,6 +50,12 @@ void decode_example(std::string_view rec, Example* ex);
 std::string vocab_path(const std::string& examples_path, const nlohmann::json& header);
 // The name ilt-pack records for a vocabulary written at `path` (its file name).
 std::string vocab_name(const std::string& path);
+
+// Positions whose label is not trained on: every word of a prefix block (it sees the next
+// one, its own label) except a ShiftIn that closes the block, whose label is the first word
+// after it. word_at(l) is the word at position l. The loader applies this to every shard,
+// old ones included (labels are stored for every position).
+std::vector<uint32_t> ignored_labels(const Example& ex, const std::function<std::string_view(size_t)>& word_at);
 
 // Per-position helpers shared by the packer, the loader and the tests.
 

@@ -70,19 +70,27 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
     }
     for (size_t p = 0; p < ex.prefix_blocks.size(); ++p)
       for (uint32_t k = ex.prefix_blocks[p].begin; k < ex.prefix_blocks[p].end; ++k) pre[b * Lb + k] = int32_t(p);
+    // Labels a prefix block shows its own words are not trained on (done here, not in
+    // ilt-pack, so shards packed before the rule are read right too).
+    std::vector<char> ignored(ex.size(), 0);
+    for (uint32_t k : ignored_labels(ex, [&](size_t l) -> std::string_view { return vocab.at(ex.word_ids[l]).word; }))
+      ignored[k] = 1;
     for (l = 0; l < int64_t(ex.size()); ++l) {
       const int64_t bl = b * Lb + l;
       wm[bl] = true;
       uint32_t id = ex.word_ids[l];
       std::string in = word_input_bytes(vocab.at(id).word, size_t(T));
       std::memcpy(wb + bl * T, in.data(), in.size());
-      std::string_view label = cut_label(ex.labels[l], size_t(T));
-      di[bl * T] = kBos;
-      std::memcpy(di + bl * T + 1, label.data(), label.size());
-      std::memcpy(dt + bl * T, label.data(), label.size());
-      dt[bl * T + label.size()] = kEos;
-      tl[bl] = int32_t(label.size() + 1);
-      out.label_bytes += int64_t(label.size());
+      if (!ignored[size_t(l)]) {
+        std::string_view label = cut_label(ex.labels[l], size_t(T));
+        di[bl * T] = kBos;
+        std::memcpy(di + bl * T + 1, label.data(), label.size());
+        std::memcpy(dt + bl * T, label.data(), label.size());
+        dt[bl * T + label.size()] = kEos;
+        tl[bl] = int32_t(label.size() + 1);
+        out.label_bytes += int64_t(label.size());
+        ++out.labels;
+      }
       auto [it, fresh] = distinct.try_emplace(&vocab[id], int64_t(images.size()));
       if (fresh) {
         images.push_back(&vocab[id]);

@@ -40,9 +40,11 @@ struct Batch {
   torch::Tensor positions;       // [B, L] int64: position in its document (restarts per document)
   torch::Tensor doc_ids;         // [B, L] int32: document piece within the row, -1 for padding
   torch::Tensor prefix_ids;      // [B, L] int32: prefix-LM block within the row, -1 if none
+  // Labels. A word inside a prefix block has none (it sees its next word), except the block's
+  // closing ShiftIn: its decoder rows are PAD and its target length 0, as for padding.
   torch::Tensor decoder_input;   // [B, L, T] uint8: BOS + label, then PAD
   torch::Tensor decoder_target;  // [B, L, T] uint8: label + EOS, then PAD
-  torch::Tensor target_lengths;  // [B, L] int32: real target bytes (label + EOS); 0 for padding
+  torch::Tensor target_lengths;  // [B, L] int32: real target bytes (label + EOS); 0: no label
   torch::Tensor image_index;     // [B, L] int64: index into the batch's distinct images, -1 for padding
   torch::Tensor image_patches;   // [P, H, W_p] uint8: patches of the distinct images, image after image
   torch::Tensor image_patch_counts;  // [N] int64: patches per distinct image
@@ -50,6 +52,7 @@ struct Batch {
   torch::Tensor doc_words;       // [B, L] int32: length in words of the document the word is in
   std::vector<std::vector<std::string>> doc_tags;  // [B][document piece] the documents' tags
   int64_t words = 0;             // real words in the batch
+  int64_t labels = 0;            // of which have a label (target_lengths > 0)
   int64_t label_bytes = 0;       // text bytes the targets encode (labels without EOS)
   uint64_t epoch = 0;            // epoch of the batch's first example
   LoaderState next_state;        // the loader's state after this batch

@@ -29,6 +29,41 @@ std::string label_for(const std::vector<std::string>& words, size_t j, LabelMode
   return std::string(cut_label(next, max_word_length));
 }
 
+std::vector<PrefixBlock> find_prefix_blocks(const std::vector<std::string>& words,
+                                           const std::function<void(const std::string&)>& warn, int64_t* open_at) {
+  std::vector<PrefixBlock> blocks;
+  int64_t open = -1;
+  auto note = [&](const std::string& m) {
+    if (warn) warn(m);
+  };
+  for (size_t j = 0; j < words.size(); ++j) {
+    if (words[j].size() != 1) continue;
+    if (words[j][0] == char(kShiftOut)) {
+      if (open >= 0) note(fmt::format("ShiftOut at word {} inside an open block (from word {}); ignored", j, open));
+      else open = int64_t(j);
+    } else if (words[j][0] == char(kShiftIn)) {
+      if (open < 0) {
+        note(fmt::format("ShiftIn at word {} without ShiftOut; ignored", j));
+      } else {
+        blocks.push_back({uint32_t(open), uint32_t(j + 1)});
+        open = -1;
+      }
+    }
+  }
+  if (open >= 0) note(fmt::format("ShiftOut at word {} is never closed; ignored", open));
+  if (open_at) *open_at = open;
+  return blocks;
+}
+
+std::vector<PrefixBlock> clip_prefix_blocks(const std::vector<PrefixBlock>& blocks, size_t from, size_t to, size_t base) {
+  std::vector<PrefixBlock> out;
+  for (const PrefixBlock& b : blocks) {
+    size_t lo = std::max<size_t>(b.begin, from), hi = std::min<size_t>(b.end, to);
+    if (hi > lo + 1) out.push_back({uint32_t(base + lo - from), uint32_t(base + hi - from)});
+  }
+  return out;
+}
+
 bool is_validation(const std::string& text, double fraction) {
   if (fraction <= 0) return false;
   if (fraction >= 1) return true;
@@ -85,28 +120,11 @@ void Packer::add(const std::vector<std::string>& words, const std::vector<uint32
   if (n == 0) return;
   ++documents_;
   words_ += n;
-  // Prefix-LM blocks in document coordinates: ShiftOut ... ShiftIn, markers included.
-  std::vector<PrefixBlock> blocks;
-  int64_t open = -1;
   auto warn = [&](const std::string& m) {
     ++warnings_;
-    if (warn_) warn_(m);
+    if (warn_) warn_(fmt::format("document {}: {}", id, m));
   };
-  for (size_t j = 0; j < n; ++j) {
-    if (words[j].size() != 1) continue;
-    if (words[j][0] == char(kShiftOut)) {
-      if (open >= 0) warn(fmt::format("document {}: ShiftOut at word {} inside an open block (from word {}); ignored", id, j, open));
-      else open = int64_t(j);
-    } else if (words[j][0] == char(kShiftIn)) {
-      if (open < 0) {
-        warn(fmt::format("document {}: ShiftIn at word {} without ShiftOut; ignored", id, j));
-      } else {
-        blocks.push_back({uint32_t(open), uint32_t(j + 1)});
-        open = -1;
-      }
-    }
-  }
-  if (open >= 0) warn(fmt::format("document {}: ShiftOut at word {} is never closed; ignored", id, open));
+  const std::vector<PrefixBlock> blocks = find_prefix_blocks(words, warn);
 
   size_t pos = 0;
   if (!opt_.packing || examples_.empty()) start_example();
@@ -120,10 +138,7 @@ void Packer::add(const std::vector<std::string>& words, const std::vector<uint32
       ex.word_ids.push_back(ids[j]);
       ex.labels.push_back(label_for(words, j, opt_.labels, opt_.max_word_length));
     }
-    for (const PrefixBlock& b : blocks) {
-      size_t lo = std::max<size_t>(b.begin, pos), hi = std::min<size_t>(b.end, pos + take);
-      if (hi > lo + 1) ex.prefix_blocks.push_back({uint32_t(base + lo - pos), uint32_t(base + hi - pos)});
-    }
+    for (const PrefixBlock& b : clip_prefix_blocks(blocks, pos, pos + take, base)) ex.prefix_blocks.push_back(b);
     pos += take;
   }
 }

@@ -58,6 +58,18 @@ std::vector<std::string> with_bos(const std::vector<std::string>& words);
 // character boundary), so that BOS + label and label + EOS fit in max_word_length.
 std::string label_for(const std::vector<std::string>& words, size_t j, LabelMode mode, size_t max_word_length);
 
+// Prefix-LM blocks of a document: each ShiftOut ... ShiftIn span, markers included, as word
+// positions [begin, end). A ShiftOut inside an open block, a ShiftIn without ShiftOut and a
+// ShiftOut never closed make no block; each is reported to `warn` (may be empty).
+// open_at (if given) receives the position of a ShiftOut never closed, or -1.
+std::vector<PrefixBlock> find_prefix_blocks(const std::vector<std::string>& words,
+                                           const std::function<void(const std::string&)>& warn = {},
+                                           int64_t* open_at = nullptr);
+// The parts of `blocks` inside positions [from, to), moved to start at `base`. A part of one
+// word is no block (it has nothing to attend to both ways) and is left out.
+std::vector<PrefixBlock> clip_prefix_blocks(const std::vector<PrefixBlock>& blocks, size_t from, size_t to,
+                                            size_t base = 0);
+
 // Deterministic train/validation split by a hash of the document's text.
 bool is_validation(const std::string& text, double fraction);
 

@@ -40,17 +40,6 @@ std::string length_bucket(int64_t n) {
 }
 }  // namespace
 
-std::string resolve_checkpoint(const std::string& path) {
-  struct stat st;
-  if (::stat((path + "/config.json").c_str(), &st) == 0) return path;
-  if (::stat((path + "/latest").c_str(), &st) == 0) {
-    std::string name = read_all(path + "/latest");
-    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-    return path + "/" + name;
-  }
-  fail("{}: not a checkpoint (no config.json) nor a run directory (no latest)", path);
-}
-
 nlohmann::json evaluate(const EvalOptions& o) {
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::Device dev = parse_device(o.device);
@@ -97,7 +86,7 @@ nlohmann::json evaluate(const EvalOptions& o) {
     auto di_a = di.accessor<int32_t, 2>();
     for (int64_t i = 0; i < B; ++i)
       for (int64_t l = 0; l < L; ++l) {
-        if (!m_a[i][l]) continue;
+        if (!m_a[i][l] || tl_a[i][l] == 0) continue;  // padding, or no label (inside a prefix block)
         Acc one;
         one.nats = nats_a[i][l];
         one.targets = tl_a[i][l];

@@ -23,9 +23,6 @@ struct EvalOptions {
 // byte_accuracy, exact_match.
 nlohmann::json evaluate(const EvalOptions& options);
 
-// The checkpoint directory for a path that may be a run directory (with a `latest` file).
-std::string resolve_checkpoint(const std::string& path);
-
 // A fixed-width table of the report for terminals.
 std::string format_report(const nlohmann::json& report);
 

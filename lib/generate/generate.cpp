@@ -85,6 +85,8 @@ struct Generator::Run {
     std::string reason;           // why it ended; empty while it goes on
     size_t emitted = 0;           // bytes of text streamed
     int64_t dropped = 0;          // prompt words beyond max_context, not read
+    std::vector<PrefixBlock> blocks;  // the prompt's ShiftOut ... ShiftIn blocks (word positions)
+    bool open_block = false;      // the prompt ends inside a block (read causally)
   };
   struct Candidate {  // a word the bytes decoder finished for one row
     std::string word;
@@ -135,11 +137,14 @@ struct Generator::Run {
     const bool cached = o.use_cache;
     std::vector<Example> exs(rows.size());
     std::vector<int64_t> last(rows.size());
+    bool blocks = false;
     for (size_t r = 0; r < rows.size(); ++r) {
       size_t from = cached ? rows[r].read : 0, n = rows[r].words.size() - from;
       exs[r].word_ids.assign(rows[r].words.begin() + int64_t(from), rows[r].words.end());
       exs[r].labels.assign(n, "");
       exs[r].docs.push_back({uint32_t(n), uint32_t(from), uint32_t(rows[r].words.size()), ""});
+      exs[r].prefix_blocks = clip_prefix_blocks(rows[r].blocks, from, rows[r].words.size());
+      blocks |= !exs[r].prefix_blocks.empty();
       last[r] = int64_t(n) - 1;
       rows[r].read = rows[r].words.size();
     }
@@ -148,13 +153,15 @@ struct Generator::Run {
     auto words = g.model_->embed_words(b, fo);  // [R, L, Dl]
     // After the prompts every row reads one word: no padding to mask.
     bool ragged = std::any_of(last.begin(), last.end(), [&](int64_t l) { return l != last[0]; });
+    // A prompt's blocks are read with the training mask, in the prefill (they are all in it).
     auto y = cached ? g.model_->latent->forward_cached(words, b.positions, &latent_cache,
-                                                       ragged ? b.word_mask : torch::Tensor())
+                                                       ragged ? b.word_mask : torch::Tensor(),
+                                                       blocks ? b.prefix_ids : torch::Tensor())
                     : g.model_->latent_forward(words, b);
     ++g.stats_.latent_steps;
     auto idx = torch::tensor(last, torch::kLong).to(y.device());
     auto at_last = y.index({torch::arange(y.size(0), idx.options()), idx});  // [R, Dl]
-    return dense(g.model_->latent_to_decoder, at_last);
+    return g.model_->to_decoder(at_last);
   }
 
   // ------------------------------------------------------------------ bytes level
@@ -187,7 +194,7 @@ struct Generator::Run {
       y = g.model_->decoder(x, torch::Tensor(), true, pos);
     }
     ++g.stats_.decoder_steps;
-    return dense(g.model_->head, y.index({torch::arange(P, opts), lastt})).to(torch::kFloat);
+    return g.model_->byte_logits(y.index({torch::arange(P, opts), lastt})).to(torch::kFloat);
   }
 
   // One more byte for each partial word, reading its cache: [P, 256].
@@ -203,7 +210,7 @@ struct Generator::Run {
     }
     auto y = g.model_->decoder->forward_cached(g.model_->decoder_embed(in.to(g.device_)), pos.to(g.device_), cache);
     ++g.stats_.decoder_steps;
-    return dense(g.model_->head, y.select(1, 0)).to(torch::kFloat);
+    return g.model_->byte_logits(y.select(1, 0)).to(torch::kFloat);
   }
 
   // The bytes decoder writes words for every row, from its latent vector h [R, Dd]: the
@@ -346,7 +353,7 @@ struct Generator::Run {
   }
 
   Generation result(const std::string& prompt, const Hyp& h) {
-    return {prompt, h.text, h.gen, h.logprob, h.reason, h.dropped};
+    return {prompt, h.text, h.gen, h.logprob, h.reason, h.dropped, h.open_block};
   }
 
   std::vector<Generation> run(const std::vector<std::string>& prompts, uint64_t first_index) {
@@ -361,9 +368,18 @@ struct Generator::Run {
         input.push_back(h.prefix);
         h.prefix.clear();
       }
+      // Prefix blocks as the packer finds them; a block still open at the prompt's end is read
+      // causally, as training reads a block never closed.
+      int64_t open_at = -1;
+      h.blocks = find_prefix_blocks(input, {}, &open_at);
+      h.open_block = open_at >= 0;
       if (o.max_context > 0 && int64_t(input.size()) > o.max_context) {
         h.dropped = int64_t(input.size()) - o.max_context;  // keep BOS, drop the oldest words
         input.erase(input.begin() + 1, input.begin() + 1 + h.dropped);
+        // Blocks move with their words; a block cut by the drop keeps its remaining words (as
+        // a block cut by an example boundary in training).
+        std::vector<PrefixBlock> kept = clip_prefix_blocks(h.blocks, size_t(1 + h.dropped), input.size() + h.dropped, 1);
+        h.blocks = std::move(kept);
       }
       for (const auto& w : input) h.words.push_back(id_of(w));
       uint64_t z = o.seed * 0x9E3779B97F4A7C15ull + first_index + i;  // splitmix-style spread

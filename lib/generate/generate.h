@@ -7,6 +7,11 @@
 //   feedback       the word is rendered with the checkpoint's renderer settings, encoded
 //                  by the image and bytes encoders, and appended to the latent input.
 //
+// Prefix blocks: a prompt's ShiftOut ... ShiftIn spans are read as in training, both ways
+// (the prefill uses the training block mask). A prompt that ends inside an open block is read
+// causally, as training reads a block never closed; so are ShiftOut and ShiftIn the model
+// generates (cached keys are not recomputed, so a generated block cannot become two-way).
+//
 // The empty word (EOS at once) ends the text. Prompts are batched: each row is one text
 // (or one beam), rows never see each other, so a prompt's output does not depend on the
 // other prompts of its batch.
@@ -57,6 +62,7 @@ struct Generation {
   double logprob = 0;               // of the whole continuation: its words, and its end if it ended
   std::string stop_reason;          // "end" (empty word), "max_words" or "stop" (a stop string)
   int64_t dropped_words = 0;        // prompt words beyond max_context, not read
+  bool open_block = false;          // the prompt ends inside a ShiftOut block: read causally
 };
 
 // The checkpoint-specific pieces the loop needs, supplied by the caller.

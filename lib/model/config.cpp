@@ -31,10 +31,36 @@ ModelConfig preset(const std::string& name) {
     c.bytes_encoder = {10, 256, 4, 1024};
     c.latent = {6, 512, 8, 2048};
     c.bytes_decoder = {4, 256, 4, 768};
+  } else if (name == "welt-tiny" || name == "welt-small") {  // the current reference's choices
+    c = preset(name == "welt-tiny" ? "ref-tiny" : "ref-small");
+    c.modality_dropout_mode = "call";
+    c.encoder_norm = c.decoder_norm = true;
+    c.bytes_pooling = "bos";
+    c.image_pooling = "cls";
+    c.bit_bias_init = "zero";
+    c.tie_head = true;
   } else {
-    fail("unknown model preset '{}' (tiny, base, ref-tiny, ref-small, or a JSON file)", name);
+    fail("unknown model preset '{}' (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small, or a JSON file)", name);
   }
   return c;
+}
+
+// Defaults that a format version fixes (keys a config of that version may leave out).
+void version_defaults(int version, ModelConfig* c) {
+  if (version < 1 || version > kModelFormatVersion)
+    fail("model config: format_version {} is not one this ilt reads (1 to {}); written by a newer ilt?", version,
+         kModelFormatVersion);
+  // Versions 1 and 2 share their defaults (the struct's); a version that changes one sets the
+  // older value here for configs of the versions before it.
+  c->format_version = version;
+}
+
+std::string one_of(const std::string& v, const char* key, std::initializer_list<const char*> allowed) {
+  for (const char* a : allowed)
+    if (v == a) return v;
+  std::string list;
+  for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;
+  fail("key /{}: '{}' is not one of {}", key, v, list);
 }
 
 void stack_from(const nlohmann::json& j, const char* key, StackConfig* s) {
@@ -79,12 +105,19 @@ void ModelConfig::validate() const {
   if (patch_width < 1 || patch_width > 4096) fail("model config: patch_width {} outside [1, 4096]", patch_width);
   if (max_patches < 1 || max_patches > 65536) fail("model config: max_patches {} outside [1, 65536]", max_patches);
   if (!(rope_theta > 0) || !std::isfinite(rope_theta)) fail("model config: rope_theta must be a positive number");
+  if (modality_dropout_mode != "word" && modality_dropout_mode != "call")
+    fail("model config: modality_dropout_mode '{}' is not word or call", modality_dropout_mode);
+  if (bytes_pooling != "mean" && bytes_pooling != "bos") fail("model config: bytes_pooling '{}' is not mean or bos", bytes_pooling);
+  if (image_pooling != "mean" && image_pooling != "cls") fail("model config: image_pooling '{}' is not mean or cls", image_pooling);
+  if (bit_bias_init != "random" && bit_bias_init != "zero")
+    fail("model config: bit_bias_init '{}' is not random or zero", bit_bias_init);
 }
 
-ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source) {
+ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source, int default_version) {
   try {
     if (!j.is_object()) fail("model config: expected a JSON object, got {}", j.type_name());
     ModelConfig c = preset(json_value<std::string>(j, "preset", "tiny"));
+    version_defaults(json_value(j, "format_version", default_version), &c);
     stack_from(j, "image_encoder", &c.image_encoder);
     stack_from(j, "bytes_encoder", &c.bytes_encoder);
     stack_from(j, "latent", &c.latent);
@@ -96,6 +129,14 @@ ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& s
     c.patch_width = json_value(j, "patch_width", c.patch_width);
     c.max_patches = json_value(j, "max_patches", c.max_patches);
     c.rope_theta = json_value(j, "rope_theta", c.rope_theta);
+    c.modality_dropout_mode =
+        one_of(json_value(j, "modality_dropout_mode", c.modality_dropout_mode), "modality_dropout_mode", {"word", "call"});
+    c.encoder_norm = json_value(j, "encoder_norm", c.encoder_norm);
+    c.decoder_norm = json_value(j, "decoder_norm", c.decoder_norm);
+    c.bytes_pooling = one_of(json_value(j, "bytes_pooling", c.bytes_pooling), "bytes_pooling", {"mean", "bos"});
+    c.image_pooling = one_of(json_value(j, "image_pooling", c.image_pooling), "image_pooling", {"mean", "cls"});
+    c.bit_bias_init = one_of(json_value(j, "bit_bias_init", c.bit_bias_init), "bit_bias_init", {"random", "zero"});
+    c.tie_head = json_value(j, "tie_head", c.tie_head);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -121,7 +162,11 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"bit_bias", c.bit_bias},                      {"modality_dropout", c.modality_dropout},
           {"max_word_length", c.max_word_length},        {"image_height", c.image_height},
           {"patch_width", c.patch_width},                {"max_patches", c.max_patches},
-          {"rope_theta", c.rope_theta}};
+          {"rope_theta", c.rope_theta},                  {"format_version", c.format_version},
+          {"modality_dropout_mode", c.modality_dropout_mode}, {"encoder_norm", c.encoder_norm},
+          {"decoder_norm", c.decoder_norm},              {"bytes_pooling", c.bytes_pooling},
+          {"image_pooling", c.image_pooling},            {"bit_bias_init", c.bit_bias_init},
+          {"tie_head", c.tie_head}};
 }
 
 }  // namespace ilt

@@ -13,13 +13,30 @@ struct StackConfig {
   int ffn = 0;  // SwiGLU hidden width
 };
 
+// config.json's model "format_version" written today. A key a config leaves out takes the
+// default of the config's version, so a checkpoint keeps its behaviour when a later version
+// changes a default. Version 1: configs written before the key existed (same defaults as 2).
+inline constexpr int kModelFormatVersion = 2;
+
 struct ModelConfig {
+  int format_version = kModelFormatVersion;
   StackConfig image_encoder;   // ViT over 16x16 patches of the word image; layers 0 = none
   StackConfig bytes_encoder;   // bidirectional over the word's bytes; layers 0 = none
   StackConfig latent;          // causal over words
   StackConfig bytes_decoder;   // causal over [latent, BOS, label bytes]
   bool bit_bias = true;        // byte embedding = per-byte vector + vectors of its 8 bits
   double modality_dropout = 0.15;  // training only, when both encoders are present
+  // Choices where the current reference (WeLT, Feb 2026) differs; defaults are the October
+  // 2025 design ilt follows until experiments separate them (docs/design.md).
+  std::string modality_dropout_mode = "word";  // "word": each word drops one part with p, no
+                                               // rescale; "call": each part dropped with p once per
+                                               // forward call (both may go), survivors x n/active
+  bool encoder_norm = false;           // RMSNorm after the fusion Linear
+  bool decoder_norm = false;           // RMSNorm after the latent-to-decoder Linear
+  std::string bytes_pooling = "mean";  // "mean" over the word's bytes, or "bos": the BOS state
+  std::string image_pooling = "mean";  // "mean" over patches, or "cls": a CLS token -> Linear -> tanh
+  std::string bit_bias_init = "random";  // bit vectors start "random" (like the byte table) or at "zero"
+  bool tie_head = false;               // decoder logits = y . (decoder byte embedding)^T, no head
   // Data geometry, fixed by the packed data the model is trained on.
   int max_word_length = 32;    // T: bytes per word / label, BOS and EOS included
   int image_height = 16;       // H: one patch row
@@ -32,11 +49,14 @@ struct ModelConfig {
   void validate() const;  // throws ilt::Error with the offending field
 };
 
-// "tiny", "base", "ref-tiny", "ref-small"; or a JSON file with the fields above (missing
-// fields keep the preset given by its "preset" key, default "tiny").
+// "tiny", "base", "ref-tiny", "ref-small" (the October 2025 reference's sizes), "welt-tiny",
+// "welt-small" (those sizes with every current-reference choice on); or a JSON file with the
+// fields above (missing fields keep the preset given by its "preset" key, default "tiny").
 ModelConfig model_config(const std::string& preset_or_file);
-// `source` (a file name) prefixes every error: "FILE: key /latent/heads: ...".
-ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source = "");
+// `source` (a file name) prefixes every error: "FILE: key /latent/heads: ...". A config without
+// "format_version" is read as `default_version`: today's for a user's file, 1 for a checkpoint's.
+ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source = "",
+                                   int default_version = kModelFormatVersion);
 nlohmann::json to_json(const ModelConfig& c);
 
 }  // namespace ilt

@@ -107,7 +107,7 @@ torch::Tensor StackImpl::forward(torch::Tensor x, const torch::Tensor& mask, boo
 }
 
 torch::Tensor StackImpl::forward_cached(torch::Tensor x, const torch::Tensor& positions, KVCache* cache,
-                                        const torch::Tensor& valid) {
+                                        const torch::Tensor& valid, const torch::Tensor& prefix_ids) {
   const int64_t R = x.size(0), S = x.size(1), D = x.size(2), heads = D / head_dim;
   if (cache->length.empty() && cache->k.empty()) cache->length.assign(size_t(R), 0);
   if (cache->rows() != R) fail("KV cache has {} rows, the input {}", cache->rows(), R);
@@ -137,7 +137,15 @@ torch::Tensor StackImpl::forward_cached(torch::Tensor x, const torch::Tensor& po
   auto write = start.unsqueeze(1) + torch::arange(S, dev).unsqueeze(0);            // [R, S]
   CacheSlot slot{nullptr, nullptr, write.view({R, 1, S, 1}).expand({R, heads, S, head_dim}), need};
   // Query s of row r sees cache positions up to length[r] + s: its past and itself.
-  auto mask = (torch::arange(need, dev).view({1, 1, need}) <= write.unsqueeze(2)).unsqueeze(1);  // [R, 1, S, need]
+  auto mask = torch::arange(need, dev).view({1, 1, need}) <= write.unsqueeze(2);  // [R, S, need]
+  if (prefix_ids.defined()) {  // and new positions of one block see each other, later ones too
+    auto q = prefix_ids.unsqueeze(2), k = prefix_ids.unsqueeze(1);                 // [R, S, 1], [R, 1, S]
+    auto same = q.eq(k) & q.ge(0);                                                 // [R, S, S]
+    auto block = torch::zeros({R, S, need}, mask.options());
+    block.scatter_(2, write.unsqueeze(1).expand({R, S, S}), same);
+    mask = mask | block;
+  }
+  mask = mask.unsqueeze(1);  // [R, 1, S, need]
   auto rope = rotary(positions, head_dim, theta);
   for (size_t l = 0; l < blocks->size(); ++l) {
     slot.k = &cache->k[l];
@@ -163,19 +171,18 @@ void KVCache::keep(const std::vector<int64_t>& rows) {
   }
 }
 
-ByteEmbeddingImpl::ByteEmbeddingImpl(int64_t dim, bool bb) : bit_bias(bb) {
+ByteEmbeddingImpl::ByteEmbeddingImpl(int64_t dim, bool bb, const std::string& bit_init) : bit_bias(bb) {
   byte_table = register_parameter("byte_table", torch::randn({256, dim}) * 0.02);
   if (bit_bias) {
-    bit_table = register_parameter("bit_table", torch::randn({8, dim}) * 0.02);
+    bit_table = register_parameter("bit_table", bit_init == "zero" ? torch::zeros({8, dim}) : torch::randn({8, dim}) * 0.02);
     auto v = torch::arange(256, torch::kLong).unsqueeze(1);
     bits = register_buffer("bits", v.bitwise_right_shift(torch::arange(8, torch::kLong)).bitwise_and(1).to(torch::kFloat));
   }
 }
 
-torch::Tensor ByteEmbeddingImpl::forward(const torch::Tensor& bytes) {
-  auto table = bit_bias ? byte_table + torch::matmul(bits, bit_table) : byte_table;  // [256, D]
-  return F::embedding(bytes.to(torch::kLong), table);
-}
+torch::Tensor ByteEmbeddingImpl::table() { return bit_bias ? byte_table + torch::matmul(bits, bit_table) : byte_table; }
+
+torch::Tensor ByteEmbeddingImpl::forward(const torch::Tensor& bytes) { return F::embedding(bytes.to(torch::kLong), table()); }
 
 // ------------------------------------------------------------------ the four parts
 
@@ -183,6 +190,10 @@ ImageEncoderImpl::ImageEncoderImpl(const ModelConfig& c) {
   patch_embed = register_module("patch_embed", torch::nn::Linear(c.image_height * c.patch_width, c.image_encoder.dim));
   stack = register_module("stack", Stack(c.image_encoder));
   stack->theta = c.rope_theta;
+  if (c.image_pooling == "cls") {
+    cls = register_parameter("cls", torch::randn({c.image_encoder.dim}) * 0.02);
+    pool = register_module("pool", torch::nn::Linear(c.image_encoder.dim, c.image_encoder.dim));
+  }
 }
 
 torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts) {
@@ -196,18 +207,22 @@ torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torc
   for (int64_t w : std::vector<int64_t>(widths.data_ptr<int64_t>(), widths.data_ptr<int64_t>() + widths.numel())) {
     auto members = (cnt == w).nonzero().squeeze(1);                       // images of this width
     auto idx = (starts.index({members}).unsqueeze(1) + torch::arange(w)).flatten();  // their patches
-    auto group = x.index({idx.to(x.device())}).view({members.size(0), w, D});
-    auto pos = torch::arange(w, torch::dtype(torch::kLong).device(x.device())).unsqueeze(0).expand({members.size(0), w});
-    auto h = stack(group, torch::Tensor(), false, pos).mean(1);  // [G, D]
+    auto group = x.index({idx.to(x.device())}).view({members.size(0), w, D});  // [G, w, D]
+    const int64_t G = members.size(0), S = w + (cls.defined() ? 1 : 0);
+    if (cls.defined()) group = torch::cat({cls.view({1, 1, D}).expand({G, 1, D}).to(group.dtype()), group}, 1);
+    auto pos = torch::arange(S, torch::dtype(torch::kLong).device(x.device())).unsqueeze(0).expand({G, S});
+    auto y = stack(group, torch::Tensor(), false, pos);                          // [G, S, D]
+    auto h = cls.defined() ? torch::tanh(pool(y.select(1, 0))) : y.mean(1);     // [G, D]
     out.index_put_({members.to(x.device())}, h);
   }
   return out;
 }
 
 BytesEncoderImpl::BytesEncoderImpl(const ModelConfig& c) {
-  embed = register_module("embed", ByteEmbedding(c.bytes_encoder.dim, c.bit_bias));
+  embed = register_module("embed", ByteEmbedding(c.bytes_encoder.dim, c.bit_bias, c.bit_bias_init));
   stack = register_module("stack", Stack(c.bytes_encoder));
   stack->theta = c.rope_theta;
+  bos_pooling = c.bytes_pooling == "bos";
 }
 
 namespace {
@@ -240,8 +255,12 @@ torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
       auto valid = idx.unsqueeze(0) < l.unsqueeze(1);  // [G, S]
       auto mask = valid.unsqueeze(1).unsqueeze(2) | torch::eye(S, valid.options()).unsqueeze(0).unsqueeze(0);
       auto h = stack(embed(b), mask, false, idx.unsqueeze(0).expand({b.size(0), S}));  // [G, S, D]
-      auto w = valid.unsqueeze(-1).to(h.dtype());
-      out.index_put_({m}, (h * w).sum(1) / w.sum(1).clamp_min(1));
+      if (bos_pooling) {
+        out.index_put_({m}, h.select(1, 0));
+      } else {
+        auto w = valid.unsqueeze(-1).to(h.dtype());
+        out.index_put_({m}, (h * w).sum(1) / w.sum(1).clamp_min(1));
+      }
     }
     if (hi >= bytes.size(1)) break;
   }
@@ -262,13 +281,25 @@ ImageLatentTransformerImpl::ImageLatentTransformerImpl(const ModelConfig& c) : c
     fused += c.bytes_encoder.dim;
   }
   fuse = register_module("fuse", torch::nn::Linear(fused, c.latent.dim));
+  if (c.encoder_norm) encoder_norm = register_module("encoder_norm", RMSNorm(c.latent.dim));
   latent = register_module("latent", Stack(c.latent));
   latent->theta = c.rope_theta;
   latent_to_decoder = register_module("latent_to_decoder", torch::nn::Linear(c.latent.dim, c.bytes_decoder.dim));
-  decoder_embed = register_module("decoder_embed", ByteEmbedding(c.bytes_decoder.dim, c.bit_bias));
+  if (c.decoder_norm) decoder_norm = register_module("decoder_norm", RMSNorm(c.bytes_decoder.dim));
+  decoder_embed = register_module("decoder_embed", ByteEmbedding(c.bytes_decoder.dim, c.bit_bias, c.bit_bias_init));
   decoder = register_module("decoder", Stack(c.bytes_decoder));
   decoder->theta = c.rope_theta;
-  head = register_module("head", torch::nn::Linear(c.bytes_decoder.dim, 256));
+  if (!c.tie_head) head = register_module("head", torch::nn::Linear(c.bytes_decoder.dim, 256));
+}
+
+torch::Tensor ImageLatentTransformerImpl::to_decoder(const torch::Tensor& latent_states) {
+  auto h = dense(latent_to_decoder, latent_states);
+  return decoder_norm ? decoder_norm(h) : h;
+}
+
+torch::Tensor ImageLatentTransformerImpl::byte_logits(const torch::Tensor& y) {
+  if (head) return dense(head, y);
+  return F::linear(y, decoder_embed->table().to(y.dtype()));  // tied: scores against every byte's embedding
 }
 
 namespace {
@@ -281,31 +312,48 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
   const int64_t B = b.image_index.size(0), L = b.image_index.size(1);
   auto index = b.image_index.clamp_min(0).flatten();  // [B*L] -> distinct word
   std::vector<torch::Tensor> parts;
-  // Modality dropout (training, both parts present): each word drops one part with this probability.
+  const bool both = config.has_image() && config.has_bytes();
+  const bool dropout = is_training() && both && config.modality_dropout > 0;
+  const bool per_call = config.modality_dropout_mode == "call";
+  // Modality dropout, "word": each word drops one part with probability p.
   torch::Tensor drop_image, drop_bytes;
-  if (is_training() && config.has_image() && config.has_bytes() && config.modality_dropout > 0) {
+  if (dropout && !per_call) {
     auto drop = torch::rand({B * L}) < config.modality_dropout;
     auto which = torch::rand({B * L}) < 0.5;
     drop_image = (drop & which).to(fuse->weight.device());
     drop_bytes = (drop & which.logical_not()).to(fuse->weight.device());
   }
+  // "call": each part is dropped for the whole batch with probability p (both may go); a part
+  // switched off for evaluation counts as dropped; survivors are scaled by parts / survivors.
+  bool use_image = o.use_image, use_bytes = o.use_bytes;
+  if (dropout && per_call) {
+    use_image &= torch::rand({1}).item<double>() >= config.modality_dropout;
+    use_bytes &= torch::rand({1}).item<double>() >= config.modality_dropout;
+  }
+  double scale = 1.0;
+  if (per_call && both) {
+    int active = int(use_image) + int(use_bytes);
+    if (active > 0) scale = 2.0 / active;
+  }
   auto add = [&](torch::Tensor v, bool use, const torch::Tensor& drop) {
     v = v.index({index});  // [B*L, D]
     if (!use) v = torch::zeros_like(v);
     if (drop.defined()) v = v * drop.logical_not().unsqueeze(1).to(v.dtype());
+    if (scale != 1.0) v = v * scale;
     parts.push_back(v);
   };
   if (config.has_image()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(image_encoder(b.image_patches, b.image_patch_counts), o.use_image, drop_image);
+    add(image_encoder(b.image_patches, b.image_patch_counts), use_image, drop_image);
     if (t) t->image += seconds(t0);
   }
   if (config.has_bytes()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(bytes_encoder(b.unique_word_bytes), o.use_bytes, drop_bytes);
+    add(bytes_encoder(b.unique_word_bytes), use_bytes, drop_bytes);
     if (t) t->bytes += seconds(t0);
   }
-  return dense(fuse, torch::cat(parts, 1)).view({B, L, -1});
+  auto x = dense(fuse, torch::cat(parts, 1)).view({B, L, -1});  // [B, L, Dl]
+  return encoder_norm ? encoder_norm(x) : x;
 }
 
 torch::Tensor latent_mask(const torch::Tensor& doc_ids, const torch::Tensor& prefix_ids) {
@@ -330,11 +378,11 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   if (t) t->latent += seconds(t0);
   t0 = std::chrono::steady_clock::now();
 
-  // Bytes decoder over the real words only, bucketed by target length so that work follows
-  // the real label lengths rather than B x L x T.
+  // Bytes decoder over the words that have a label (not padding, not inside a prefix block),
+  // bucketed by target length so that work follows the real label lengths, not B x L x T.
   const int64_t B = out.latent.size(0), L = out.latent.size(1);
-  auto real = b.word_mask.flatten().nonzero().squeeze(1);  // [M]
-  auto h = latent_to_decoder(out.latent.reshape({B * L, -1}).index({real}));  // [M, Dd]
+  auto real = b.target_lengths.flatten().gt(0).nonzero().squeeze(1);  // [M]
+  auto h = to_decoder(out.latent.reshape({B * L, -1}).index({real}));  // [M, Dd]
   auto lengths = b.target_lengths.flatten().index({real}).to(torch::kLong);  // [M]
   auto inputs = b.decoder_input.reshape({B * L, -1}).index({real});
   auto targets = b.decoder_target.reshape({B * L, -1}).index({real});
@@ -360,7 +408,7 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
     auto x = torch::cat({h.index({m}).unsqueeze(1), decoder_embed(inputs.index({m}).index({Slice(), Slice(0, n)}))}, 1);
     auto pos = torch::arange(n + 1, torch::dtype(torch::kLong).device(h.device())).unsqueeze(0).expand({x.size(0), n + 1});
     auto y = decoder(x, torch::Tensor(), true, pos).index({Slice(), Slice(1)});  // [G, n, Dd]
-    auto logits = head(y).to(torch::kFloat);                                     // [G, n, 256]
+    auto logits = byte_logits(y).to(torch::kFloat);                              // [G, n, 256]
     auto tgt = targets.index({m}).index({Slice(), Slice(0, n)}).to(torch::kLong);
     auto valid = torch::arange(n, len.options()).unsqueeze(0) < len.unsqueeze(1);  // [G, n]
     auto ce = F::cross_entropy(logits.reshape({-1, 256}), tgt.reshape({-1}),
@@ -431,8 +479,9 @@ double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
   flops += 2 * words * (c.has_image() * c.image_encoder.dim + c.has_bytes() * c.bytes_encoder.dim) * c.latent.dim;
   flops += stack_flops(c.latent, words, L);
   double targets = b.target_lengths.sum().item<double>();
-  flops += 2 * words * c.latent.dim * c.bytes_decoder.dim;
-  flops += stack_flops(c.bytes_decoder, targets + words, 8) + 2 * targets * c.bytes_decoder.dim * 256;
+  double labelled = double(b.labels);
+  flops += 2 * labelled * c.latent.dim * c.bytes_decoder.dim;
+  flops += stack_flops(c.bytes_decoder, targets + labelled, 8) + 2 * targets * c.bytes_decoder.dim * 256;
   return flops;
 }
 

@@ -9,7 +9,7 @@
 //                    for every real word, bucketed by label length       -> logits [., 256]
 //
 // Shapes: B examples, L words, T max word length, N distinct words in the batch,
-// M real words (B x L minus padding), S a stack's sequence length.
+// M words with a label (B x L minus padding and prefix-block words), S a stack's sequence length.
 #pragma once
 #include <torch/torch.h>
 
@@ -75,8 +75,11 @@ struct StackImpl : torch::nn::Module {
   // Causal, with a KV cache: appends the real positions of x [R, S, D] (valid [R, S] bool,
   // true for a prefix of each row; undefined = all) after each row's cached ones and returns
   // [R, S, D]. Equals forward() over the whole sequences at the new positions.
+  // prefix_ids [R, S] int (-1: none): new positions with the same id attend to each other both
+  // ways, as latent_mask() makes them in training (a prompt's ShiftOut ... ShiftIn block).
+  // Only new positions can share a block: a cached key is never recomputed.
   torch::Tensor forward_cached(torch::Tensor x, const torch::Tensor& positions, KVCache* cache,
-                               const torch::Tensor& valid = {});
+                               const torch::Tensor& valid = {}, const torch::Tensor& prefix_ids = {});
   torch::nn::ModuleList blocks;
   RMSNorm norm{nullptr};
   int64_t head_dim;
@@ -85,9 +88,11 @@ struct StackImpl : torch::nn::Module {
 TORCH_MODULE(Stack);
 
 // Byte embedding, optionally with the bit bias: e(b) = byte_table[b] + sum_k bit_k(b) * bit_table[k].
+// bit_init "zero" starts the bit vectors at zero (the current reference), "random" like the table.
 struct ByteEmbeddingImpl : torch::nn::Module {
-  ByteEmbeddingImpl(int64_t dim, bool bit_bias);
+  ByteEmbeddingImpl(int64_t dim, bool bit_bias, const std::string& bit_init = "random");
   torch::Tensor forward(const torch::Tensor& bytes);  // any shape of byte values -> [..., dim]
+  torch::Tensor table();                               // every byte's embedding [256, dim]
   torch::Tensor byte_table, bit_table, bits;           // [256, D], [8, D], buffer [256, 8]
   bool bit_bias;
 };
@@ -97,21 +102,26 @@ TORCH_MODULE(ByteEmbedding);
 
 // ViT over the patches of each distinct image; an image's vector depends on nothing else in
 // the batch: images are grouped by width (patch count) and each group runs unpadded.
+// Pooling "mean" over the patches, or "cls": a learned token in front, tanh(pool(its state)).
 struct ImageEncoderImpl : torch::nn::Module {
   explicit ImageEncoderImpl(const ModelConfig& c);
   // patches [P, H, Wp] uint8 (image after image), counts [N] -> [N, D]
   torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts);
   torch::nn::Linear patch_embed{nullptr};
   Stack stack{nullptr};
+  torch::Tensor cls;                     // [D], "cls" pooling only
+  torch::nn::Linear pool{nullptr};       // D -> D, "cls" pooling only
 };
 TORCH_MODULE(ImageEncoder);
 
-// Bidirectional transformer over BOS + word + EOS, masked mean pooling over real bytes.
+// Bidirectional transformer over BOS + word + EOS; pooling "mean" over the real bytes, or "bos":
+// the state at BOS (position 0).
 struct BytesEncoderImpl : torch::nn::Module {
   explicit BytesEncoderImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& bytes);  // [N, T] uint8 -> [N, D]
   ByteEmbedding embed{nullptr};
   Stack stack{nullptr};
+  bool bos_pooling = false;
 };
 TORCH_MODULE(BytesEncoder);
 
@@ -150,6 +160,10 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
   torch::Tensor embed_words(const Batch& b, const ForwardOptions& o, Timing* t = nullptr);
   // Latent transformer over word vectors with the batch's masks.
   torch::Tensor latent_forward(const torch::Tensor& words, const Batch& b);
+  // Latent states [..., Dl] -> the bytes decoder's first position [..., Dd] (Linear, norm).
+  torch::Tensor to_decoder(const torch::Tensor& latent);
+  // Decoder states [..., Dd] -> byte logits [..., 256] (the head, or the tied embedding).
+  torch::Tensor byte_logits(const torch::Tensor& y);
   ForwardOutput forward(const Batch& b, const ForwardOptions& o = {}, Timing* t = nullptr);
 
   // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC).
@@ -159,11 +173,13 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
   ImageEncoder image_encoder{nullptr};
   BytesEncoder bytes_encoder{nullptr};
   torch::nn::Linear fuse{nullptr};         // [Di + Db] -> Dl
+  RMSNorm encoder_norm{nullptr};           // after fuse (config encoder_norm)
   Stack latent{nullptr};
   torch::nn::Linear latent_to_decoder{nullptr};  // Dl -> Dd
+  RMSNorm decoder_norm{nullptr};           // after latent_to_decoder (config decoder_norm)
   ByteEmbedding decoder_embed{nullptr};
   Stack decoder{nullptr};
-  torch::nn::Linear head{nullptr};         // Dd -> 256
+  torch::nn::Linear head{nullptr};         // Dd -> 256; none with tie_head
 };
 TORCH_MODULE(ImageLatentTransformer);
 

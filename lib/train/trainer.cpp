@@ -104,10 +104,6 @@ void save_rng(const std::string& path) {
     fail("{}: cannot write the RNG state: {}", path, torch_message(e));
   }
 }
-void require_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) fail("{}: missing (an incomplete checkpoint?)", path);
-}
 
 void load_rng(const std::string& path) {
   require_file(path);
@@ -124,7 +120,7 @@ void load_rng(const std::string& path) {
 
 void check_options(const TrainOptions& o) {
   if (o.output.empty()) fail("--output is required");
-  if (o.train.empty()) fail("--train is required");
+  if (o.train.empty() && o.resume.empty()) fail("--train is required (or --resume, which names its data)");
   if (o.batch_size < 1) fail("--batch-size must be at least 1");
   if (o.grad_accum < 1) fail("--grad-accum must be at least 1");
   if (o.max_steps < 1) fail("--max-steps must be at least 1");
@@ -150,17 +146,22 @@ void check_options(const TrainOptions& o) {
 
 // What a checkpoint holds besides weights and optimizer state.
 struct ResumePoint {
+  std::string dir;       // the checkpoint directory
+  int format_version = 1;
   int64_t step = 0;
   double elapsed = 0;
   LoaderState loader;
   ModelConfig model;
+  nlohmann::json config;  // its config.json
 };
 
 ResumePoint read_resume_point(const std::string& dir) {
   ResumePoint r;
+  r.dir = dir;
   const std::string tj = dir + "/trainer.json", cj = dir + "/config.json";
   nlohmann::json st = read_json_file(tj);
   try {
+    r.format_version = json_value(st, "format_version", 1);
     r.step = json_get<int64_t>(st, "step");
     r.elapsed = json_value(st, "elapsed", 0.0);
     const nlohmann::json& l = st.contains("loader") ? st["loader"] : nlohmann::json();
@@ -169,39 +170,193 @@ ResumePoint read_resume_point(const std::string& dir) {
   } catch (const Error& e) {
     fail("{}: {}", tj, e.what());
   }
+  if (r.format_version < 1 || r.format_version > kTrainerFormatVersion)
+    fail("{}: key /format_version: {} is not one this ilt reads (1 to {}); written by a newer ilt?", tj,
+         r.format_version, kTrainerFormatVersion);
   if (r.step < 0) fail("{}: key /step: {} is negative", tj, r.step);
   if (!std::isfinite(r.elapsed) || r.elapsed < 0) fail("{}: key /elapsed: {} is not a duration", tj, r.elapsed);
-  nlohmann::json config = read_json_file(cj);
-  if (!config.is_object() || !config.contains("model")) fail("{}: no key /model (not an ilt checkpoint?)", cj);
-  r.model = model_config_from_json(config["model"], cj);
+  r.config = read_json_file(cj);
+  if (!r.config.is_object() || !r.config.contains("model")) fail("{}: no key /model (not an ilt checkpoint?)", cj);
+  r.model = model_config_from_json(r.config["model"], cj, 1);  // no format_version: the first
   return r;
 }
 
-std::string step_dir(const std::string& out, int64_t step) { return fmt::format("{}/step-{:07d}", out, step); }
+// The settings that shape a run's trajectory, as config.json's "training" records them. On
+// resume they come from the checkpoint; `free` ones may change without --override.
+struct Setting {
+  const char* key;
+  std::vector<const char*> flags;
+  bool free;
+  std::function<nlohmann::json(const TrainOptions&)> get;
+  std::function<void(TrainOptions&, const nlohmann::json&)> set;
+};
+
+const std::vector<Setting>& training_settings() {
+  using J = nlohmann::json;
+  using O = TrainOptions;
+  static const std::vector<Setting> s = {
+      {"batch_size", {"batch-size"}, false, [](const O& o) { return J(o.batch_size); },
+       [](O& o, const J& v) { o.batch_size = v.get<size_t>(); }},
+      {"grad_accum", {"grad-accum"}, false, [](const O& o) { return J(o.grad_accum); },
+       [](O& o, const J& v) { o.grad_accum = v.get<int>(); }},
+      {"max_steps", {"max-steps"}, true, [](const O& o) { return J(o.max_steps); },
+       [](O& o, const J& v) { o.max_steps = v.get<int64_t>(); }},
+      {"lr", {"lr"}, false, [](const O& o) { return J(o.lr); }, [](O& o, const J& v) { o.lr = v.get<double>(); }},
+      {"min_lr_ratio", {"min-lr-ratio"}, false, [](const O& o) { return J(o.min_lr_ratio); },
+       [](O& o, const J& v) { o.min_lr_ratio = v.get<double>(); }},
+      {"weight_decay", {"weight-decay"}, false, [](const O& o) { return J(o.weight_decay); },
+       [](O& o, const J& v) { o.weight_decay = v.get<double>(); }},
+      {"betas", {"beta1", "beta2"}, false, [](const O& o) { return J{o.beta1, o.beta2}; },
+       [](O& o, const J& v) {
+         o.beta1 = v.at(0).get<double>();
+         o.beta2 = v.at(1).get<double>();
+       }},
+      {"clip", {"clip"}, false, [](const O& o) { return J(o.clip); }, [](O& o, const J& v) { o.clip = v.get<double>(); }},
+      {"warmup", {"warmup"}, false, [](const O& o) { return J(o.warmup); },
+       [](O& o, const J& v) { o.warmup = v.get<int64_t>(); }},
+      {"schedule", {"schedule"}, false, [](const O& o) { return J(o.schedule); },
+       [](O& o, const J& v) { o.schedule = v.get<std::string>(); }},
+      {"seed", {"seed"}, false, [](const O& o) { return J(o.seed); }, [](O& o, const J& v) { o.seed = v.get<uint64_t>(); }},
+      {"precision", {"precision"}, true, [](const O& o) { return J(o.precision); },
+       [](O& o, const J& v) { o.precision = v.get<std::string>(); }},
+  };
+  return s;
+}
+
+nlohmann::json training_json(const TrainOptions& o) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const Setting& s : training_settings()) j[s.key] = s.get(o);
+  return j;
+}
+
+bool same_files(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::error_code ec1, ec2;
+    auto x = fs::weakly_canonical(a[i], ec1), y = fs::weakly_canonical(b[i], ec2);
+    if (ec1 || ec2 ? a[i] != b[i] : x != y) return false;
+  }
+  return true;
+}
+
+// Takes the checkpoint's training settings and data into `o` where no flag was given; checks
+// given flags against them. Returns {key: [checkpoint's, now]} for every change; sets
+// *restart_data when the training data changed (its order cannot continue).
+nlohmann::json apply_checkpoint_settings(TrainOptions* o, const ResumePoint& r, bool* restart_data) {
+  const std::string cj = r.dir + "/config.json";
+  nlohmann::json changed = nlohmann::json::object();
+  const nlohmann::json saved = r.config.value("training", nlohmann::json::object());
+  auto given = [&](const Setting& s) {
+    return std::any_of(s.flags.begin(), s.flags.end(), [&](const char* f) { return o->given.count(f) > 0; });
+  };
+  for (const Setting& s : training_settings()) {
+    if (!saved.is_object() || !saved.contains(s.key)) continue;  // an older checkpoint: flag or default
+    const nlohmann::json& before = saved[s.key];
+    if (!given(s)) {
+      try {
+        s.set(*o, before);
+      } catch (const nlohmann::json::exception& e) {
+        fail_json(fmt::format("{}: key /training/{}", cj, s.key), e);
+      }
+      continue;
+    }
+    nlohmann::json now = s.get(*o);
+    if (now == before) continue;
+    if (!s.free && !o->override_settings)
+      fail("--{} {} differs from the checkpoint's {} ({}); leave it out to continue as saved, or add --override to "
+           "change it (recorded in metrics.jsonl)",
+           s.flags.size() == 1 ? s.flags[0] : "beta1/--beta2", now.dump(), before.dump(), cj);
+    changed[s.key] = {before, now};
+  }
+  const nlohmann::json& data = r.config.contains("data") ? r.config["data"] : nlohmann::json::object();
+  std::vector<std::string> saved_train, saved_validation;
+  try {
+    saved_train = json_value(data, "train", saved_train, "/data");
+    saved_validation = json_value(data, "validation", saved_validation, "/data");
+  } catch (const Error& e) {
+    fail("{}: {}", cj, e.what());
+  }
+  if (o->train.empty()) {
+    if (saved_train.empty()) fail("{}: names no training data; give --train", cj);
+    o->train = saved_train;
+  } else if (!saved_train.empty() && !same_files(o->train, saved_train)) {
+    if (!o->override_settings)
+      fail("--train {} is not the checkpoint's training data ({}, in {}); its order cannot continue on other data: "
+           "leave --train out, or add --override to start the new data from its beginning",
+           fmt::join(o->train, " "), fmt::join(saved_train, " "), cj);
+    changed["train"] = {saved_train, o->train};
+    *restart_data = true;
+  }
+  if (o->validation.empty() && o->given.count("validation") == 0) o->validation = saved_validation;
+  return changed;
+}
+
+// metrics.jsonl lines at or before `step` (later ones belong to a history the resume
+// abandons; a line cut short by a crash is dropped too).
+std::string metrics_until(const std::string& path, int64_t step) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return {};
+  std::string all = read_all(path), out;
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find('\n', start);
+    if (end == std::string::npos) break;  // no newline: cut short
+    std::string_view line(all.data() + start, end - start);
+    start = end + 1;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
+    if (j["step"].get<int64_t>() <= step) out.append(line).push_back('\n');
+  }
+  return out;
+}
 
 }  // namespace
 
 int train(const TrainOptions& opt_in) {
   TrainOptions o = opt_in;
   check_options(o);
+
+  // Every input is opened and checked before any work: a wrong path must not end a run
+  // after hours of training. Nothing in the output changes before all of it is read.
+  ResumePoint resume;
+  nlohmann::json changed = nlohmann::json::object();
+  bool restart_data = false;
+  if (!o.resume.empty()) {
+    o.resume = resolve_checkpoint(o.resume);
+    resume = read_resume_point(o.resume);
+    changed = apply_checkpoint_settings(&o, resume, &restart_data);
+    check_options(o);
+    if (o.max_steps <= resume.step)
+      fail("--max-steps {}: {} is at step {} already; raise --max-steps to train further", o.max_steps, o.resume,
+           resume.step);
+  }
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::manual_seed(o.seed);
   torch::Device dev = parse_device(o.device);
   bool bf16 = o.precision == "bf16";
   if (bf16 && !dev.is_cuda()) fail("--precision bf16 is for CUDA devices (autocast); use fp32 on CPU");
 
-  // Every input is opened and checked before any work: a wrong path must not end a run
-  // after hours of training.
-  ResumePoint resume;
-  if (!o.resume.empty()) resume = read_resume_point(o.resume);
-  DataLoader loader(o.train, LoaderOptions{o.batch_size, o.seed, true, true, 4}, resume.loader);
-  const nlohmann::json& data_meta = loader.meta();
+  const LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
+  auto loader = std::make_unique<DataLoader>(o.train, train_loading, restart_data ? LoaderState{} : resume.loader);
+  if (!o.resume.empty() && !restart_data) {
+    // Same files, other contents (re-packed)? The saved position would mean other examples.
+    const nlohmann::json saved = resume.config.value("data", nlohmann::json::object()).value("train_examples", nlohmann::json());
+    if (saved.is_number_unsigned() && saved.get<uint64_t>() != loader->num_examples()) {
+      if (!o.override_settings)
+        fail("{}: {} training examples, the checkpoint's data had {} (packed again?); its order cannot continue: "
+             "add --override to start the data from its beginning",
+             o.train[0], loader->num_examples(), saved.get<uint64_t>());
+      changed["train_examples"] = {saved, loader->num_examples()};
+      loader = std::make_unique<DataLoader>(o.train, train_loading, LoaderState{});
+    }
+  }
+  const nlohmann::json& data_meta = loader->meta();
   std::unique_ptr<DataLoader> validation;
   if (!o.validation.empty()) {
     validation = std::make_unique<DataLoader>(o.validation, LoaderOptions{o.batch_size, 0, false, false, 0});
-    if (validation->max_word_length() != loader.max_word_length())
+    if (validation->max_word_length() != loader->max_word_length())
       fail("{}: packed with max word length {}, the training data ({}) with {}", o.validation[0],
-           validation->max_word_length(), o.train[0], loader.max_word_length());
+           validation->max_word_length(), o.train[0], loader->max_word_length());
     if (validation->meta().value("render", nlohmann::json()) != data_meta.value("render", nlohmann::json()))
       fail("{}: its images were rendered with other settings than the training data's ({})", o.validation[0],
            o.train[0]);
@@ -211,12 +366,13 @@ int train(const TrainOptions& opt_in) {
   ModelConfig mc;
   if (!o.resume.empty()) {
     mc = resume.model;
-    if (o.config_given) {
+    if (o.given.count("config")) {
       ModelConfig asked = model_config(o.config);
       asked.max_word_length = mc.max_word_length;
       asked.image_height = mc.image_height;
       asked.patch_width = mc.patch_width;
       asked.max_patches = mc.max_patches;
+      asked.format_version = mc.format_version;
       auto diff = differing_keys(to_json(asked), to_json(mc));
       if (!diff.empty())
         fail("--config {} is not the model of {}/config.json (differ: {}); leave --config out to resume that model",
@@ -225,7 +381,7 @@ int train(const TrainOptions& opt_in) {
   } else {
     mc = model_config(o.config);
     try {
-      mc.max_word_length = int(loader.max_word_length());
+      mc.max_word_length = int(loader->max_word_length());
       mc.image_height = data_meta.at("render").at("height").get<int>();
       mc.patch_width = data_meta.at("render").at("patch_width").get<int>();
       mc.max_patches = data_meta.at("render").at("max_width").get<int>() / mc.patch_width;
@@ -234,9 +390,9 @@ int train(const TrainOptions& opt_in) {
     }
     mc.validate();
   }
-  if (mc.max_word_length != loader.max_word_length())
+  if (mc.max_word_length != loader->max_word_length())
     fail("the checkpoint was trained with max word length {}, the data has {}", mc.max_word_length,
-         loader.max_word_length());
+         loader->max_word_length());
   ImageLatentTransformer model(mc);
   model->to(dev);
   auto optimizer = torch::optim::AdamW(param_groups(model, o));
@@ -244,13 +400,7 @@ int train(const TrainOptions& opt_in) {
   double elapsed_before = 0;
   if (!o.resume.empty()) {
     load_model_tensors(model, o.resume + "/model.safetensors");
-    const std::string opt_file = o.resume + "/optimizer.pt";
-    require_file(opt_file);
-    try {
-      torch::load(optimizer, opt_file);
-    } catch (const c10::Error& e) {
-      fail("{}: not a valid optimizer state: {}", opt_file, torch_message(e));
-    }
+    load_optimizer(o.resume, resume.format_version, optimizer, model);
     load_rng(o.resume + "/rng.pt");
     step = resume.step;
     elapsed_before = resume.elapsed;
@@ -259,22 +409,47 @@ int train(const TrainOptions& opt_in) {
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
 
+  // The run directory. A new run needs one without a run in it; a resumed run continues its
+  // own directory (metrics cut back to the checkpoint) or starts a new one with the history
+  // up to the checkpoint.
+  const std::string metrics_path = o.output + "/metrics.jsonl";
   std::error_code ec;
+  const fs::path ckpt_run = o.resume.empty() ? fs::path() : fs::path(o.resume).parent_path().empty() ? fs::path(".") : fs::path(o.resume).parent_path();
+  const bool same_run = !o.resume.empty() && fs::exists(o.output, ec) && fs::equivalent(ckpt_run, o.output, ec);
+  if (!same_run && fs::is_directory(o.output, ec) &&
+      (fs::exists(metrics_path, ec) || !list_checkpoints(o.output).empty()))
+    fail("{}: already holds a training run (metrics.jsonl or step-N); continue it with --resume {}, or choose another "
+         "--output",
+         o.output, o.output);
   fs::create_directories(o.output, ec);
   if (ec || !fs::is_directory(o.output)) fail("{}: cannot create the run directory: {}", o.output, ec ? ec.message() : "a file is in the way");
+  std::vector<std::string> kept;  // this run's checkpoints, oldest first
+  if (same_run) {
+    for (const auto& [n, dir] : list_checkpoints(o.output)) {
+      if (n <= step) {
+        kept.push_back(dir);
+      } else {
+        fmt::print(stderr, "ilt-train: note: {} is after the resumed step {}: left as it is, outside this run's "
+                   "checkpoints, until this run writes its own step {}\n", dir, step, n);
+      }
+    }
+    write_file_atomic(o.output + "/latest", fs::path(o.resume).filename().string() + "\n");
+  }
+  if (!o.resume.empty())  // no step twice: the history up to the checkpoint, nothing after
+    write_file_atomic(metrics_path, metrics_until((ckpt_run / "metrics.jsonl").string(), step));
+
   nlohmann::json config = {{"model", to_json(mc)},
-                           {"data", {{"train", o.train}, {"validation", o.validation}, {"params", data_meta.at("params")}}},
+                           {"data",
+                            {{"train", o.train},
+                             {"validation", o.validation},
+                             {"train_examples", loader->num_examples()},
+                             {"params", data_meta.at("params")}}},
                            {"render", data_meta.at("render")},
-                           {"training",
-                            {{"batch_size", o.batch_size}, {"grad_accum", o.grad_accum}, {"max_steps", o.max_steps},
-                             {"lr", o.lr}, {"min_lr_ratio", o.min_lr_ratio}, {"weight_decay", o.weight_decay},
-                             {"betas", {o.beta1, o.beta2}}, {"clip", o.clip}, {"warmup", o.warmup},
-                             {"schedule", o.schedule}, {"seed", o.seed}, {"precision", o.precision}}},
+                           {"training", training_json(o)},
                            {"parameters", params},
                            {"tool", "ilt-train"},
                            {"version", ILT_VERSION}};
   // metrics.jsonl is opened at its first line, so a run that fails before leaves none.
-  const std::string metrics_path = o.output + "/metrics.jsonl";
   std::ofstream metrics;
   auto log_metrics = [&](const nlohmann::json& m) {
     if (!metrics.is_open()) {
@@ -284,28 +459,26 @@ int train(const TrainOptions& opt_in) {
     metrics << m.dump() << "\n" << std::flush;
     if (!metrics) fail("{}: write failed: {}", metrics_path, std::strerror(errno));
   };
-  std::vector<std::string> kept;
-  for (const auto& e : fs::directory_iterator(o.output))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 &&
-        e.path().extension().string().empty())
-      kept.push_back(e.path().string());
-  std::sort(kept.begin(), kept.end());
+  if (!o.resume.empty()) {
+    log_metrics({{"step", step}, {"split", "resume"}, {"checkpoint", o.resume}, {"changed", changed}});
+    for (auto& [k, v] : changed.items())
+      fmt::print(stderr, "ilt-train: {}: {} -> {} (recorded in {})\n", k, v[0].dump(), v[1].dump(), metrics_path);
+  }
 
   // A checkpoint is written into DIR.tmp, which is removed if anything fails (or a signal
   // kills the run), then renamed to DIR; the previous complete checkpoint is never touched.
   auto save = [&](int64_t at_step, double elapsed) {
-    std::string dir = step_dir(o.output, at_step);
+    std::string dir = o.output + "/" + step_dir_name(at_step);
     TemporaryDirectory tmp(dir + ".tmp");
     write_file_atomic(tmp.path() + "/config.json", config.dump(2) + "\n");
     save_safetensors(tmp.path() + "/model.safetensors", model_tensors(model),
                      {{"format", "ilt"}, {"step", std::to_string(at_step)}});
-    try {
-      torch::save(optimizer, tmp.path() + "/optimizer.pt");
-    } catch (const c10::Error& e) {
-      fail("{}/optimizer.pt: cannot write: {}", tmp.path(), torch_message(e));
-    }
+    save_optimizer_state(tmp.path() + "/optimizer.safetensors", optimizer, model);
     save_rng(tmp.path() + "/rng.pt");
-    nlohmann::json st = {{"step", at_step}, {"loader", loader.state().to_json()}, {"elapsed", elapsed}};
+    nlohmann::json st = {{"format_version", kTrainerFormatVersion},
+                         {"step", at_step},
+                         {"loader", loader->state().to_json()},
+                         {"elapsed", elapsed}};
     write_file_atomic(tmp.path() + "/trainer.json", st.dump(2) + "\n");
     sync_directory(tmp.path());
     commit_directory(tmp.path(), dir);
@@ -320,7 +493,7 @@ int train(const TrainOptions& opt_in) {
   };
 
   fmt::print(stderr, "ilt-train: {} parameters, {} training examples, device {}, {} threads\n", human(double(params)),
-             loader.num_examples(), o.device, torch::get_num_threads());
+             loader->num_examples(), o.device, torch::get_num_threads());
   const auto t_start = Clock::now();
   auto since = [&](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   double window_wait = 0, window_time = 0, window_flops = 0;
@@ -336,10 +509,13 @@ int train(const TrainOptions& opt_in) {
     double lr = learning_rate(o, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optimizer.zero_grad();
-    double loss_sum = 0, nats = 0, label_bytes = 0, targets = 0;
+    // The step's loss is the mean over all its target bytes, whatever micro-batch they are in:
+    // each micro-batch's summed nats are backpropagated, the gradients divided once at the end
+    // (data-parallel ranks will add theirs before that division).
+    double nats = 0, label_bytes = 0, targets = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
       auto t_wait = Clock::now();
-      auto b = loader.next();
+      auto b = loader->next();
       window_wait += since(t_wait);
       Batch batch = to_device(*b, dev);
 #if TORCH_VERSION_MAJOR >= 2
@@ -355,8 +531,7 @@ int train(const TrainOptions& opt_in) {
         at::autocast::clear_cache();
       }
 #endif
-      (out.loss / o.grad_accum).backward();
-      loss_sum += out.loss.item<double>();
+      if (out.target_bytes > 0) out.nats.backward();  // a batch of prefix blocks only has none
       nats += out.nats.item<double>();
       targets += double(out.target_bytes);
       label_bytes += double(b->label_bytes);
@@ -364,7 +539,12 @@ int train(const TrainOptions& opt_in) {
       window_bytes += b->label_bytes;
       window_flops += 3 * model->forward_flops(*b);
     }
-    double loss = loss_sum / o.grad_accum;
+    if (targets > 0) {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->parameters())
+        if (p.grad().defined()) p.grad().div_(targets);
+    }
+    double loss = nats / std::max(1.0, targets);
     double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip);
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       std::string last = kept.empty() ? std::string("none saved yet") : kept.back();
@@ -406,7 +586,7 @@ int train(const TrainOptions& opt_in) {
     if (step % o.save_every == 0 || step == o.max_steps || out_of_time || stop_sig) save(step, elapsed);
     if (stop_sig) {
       fmt::print(stderr, "{}ilt-train: stopped by signal {} at step {}; checkpoint {}\n", tty ? "\n" : "", stop_sig, step,
-                 step_dir(o.output, step));
+                 o.output + "/" + step_dir_name(step));
       status = 128 + stop_sig;
       break;
     }

@@ -1,16 +1,22 @@
 // The training loop behind ilt-train.
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
 namespace ilt {
 
 struct TrainOptions {
-  std::vector<std::string> train, validation;  // examples shards
+  std::vector<std::string> train, validation;  // examples shards (on resume: the checkpoint's if empty)
   std::string config = "tiny";                 // preset or JSON file
-  bool config_given = false;                   // --config was given (checked against --resume's model)
   std::string output;                          // run directory
-  std::string resume;                          // checkpoint directory to continue from
+  std::string resume;                          // checkpoint (or run) directory to continue from
+  // Flags given on the command line (long names without dashes). On resume, the training
+  // settings (batch size, accumulation, schedule, optimizer, seed, data) come from the
+  // checkpoint; a given flag that differs is refused, or taken with `override_settings` and
+  // recorded in metrics.jsonl. --max-steps and --precision may always change.
+  std::set<std::string> given;
+  bool override_settings = false;
   size_t batch_size = 16;                      // examples per micro-batch
   int grad_accum = 1;                          // micro-batches per optimizer step
   int64_t max_steps = 1000;

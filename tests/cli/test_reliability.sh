@@ -86,10 +86,10 @@ for flag in --save-every --log-every --eval-every; do
   expect_error "2: $flag 0" "$flag" "${train[@]}" -o r0 --max-steps 2 $flag 0
 done
 damaged() { rm -rf bad; cp -r $ck bad; }  # a copy of the checkpoint to damage
-damaged; head -c 1000 $ck/optimizer.pt > bad/optimizer.pt
-expect_error "2: half optimizer.pt" "bad/optimizer.pt" "${train[@]}" -o r2 --max-steps 3 --resume bad
-damaged; rm bad/optimizer.pt
-expect_error "2: missing optimizer.pt" "bad/optimizer.pt: missing" "${train[@]}" -o r2 --max-steps 3 --resume bad
+damaged; head -c 1000 $ck/optimizer.safetensors > bad/optimizer.safetensors
+expect_error "2: half optimizer.safetensors" "bad/optimizer.safetensors" "${train[@]}" -o r2 --max-steps 3 --resume bad
+damaged; rm bad/optimizer.safetensors
+expect_error "2: missing optimizer.safetensors" "bad/optimizer.safetensors: missing" "${train[@]}" -o r2 --max-steps 3 --resume bad
 damaged; head -c 100 $ck/rng.pt > bad/rng.pt
 expect_error "2: half rng.pt" "bad/rng.pt" "${train[@]}" -o r2 --max-steps 3 --resume bad
 damaged; rm bad/rng.pt

@@ -29,23 +29,27 @@ GenerateEnv test_env() {
   return env;
 }
 
+// A test model trained on one batch until it knows it by heart (after torch::manual_seed).
+ImageLatentTransformer overfit(const Batch& b, int steps) {
+  ImageLatentTransformer model(test_config());
+  model->train();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(3e-3));
+  for (int i = 0; i < steps; ++i) {
+    opt.zero_grad();
+    model->forward(b).loss.backward();
+    opt.step();
+  }
+  model->eval();
+  return model;
+}
+
 // The test model overfit on {"a b", "b a", "a cat", "a dog"} (trained once).
 ImageLatentTransformer overfit_model() {
   static ImageLatentTransformer m = [] {
     torch::set_num_threads(2);
     torch::manual_seed(1);
-    ImageLatentTransformer model(test_config());
-    model->train();
     Words w;
-    Batch b = w.batch({{"a b"}, {"b a"}, {"a cat"}, {"a dog"}});
-    torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(3e-3));
-    for (int i = 0; i < 300; ++i) {
-      opt.zero_grad();
-      model->forward(b).loss.backward();
-      opt.step();
-    }
-    model->eval();
-    return model;
+    return overfit(w.batch({{"a b"}, {"b a"}, {"a cat"}, {"a dog"}}), 300);
   }();
   return m;
 }
@@ -272,4 +276,47 @@ TEST_CASE("generate: untrained model, sampled words are valid, streamed text equ
   // Same seed, same texts.
   auto again = g.generate(prompts, o);
   for (size_t i = 0; i < prompts.size(); ++i) check_same(out[i], again[i]);
+}
+
+TEST_CASE("generate: an overfit model continues a 30-word sentence from its first word, word after word") {
+  // Every generated word is rendered, encoded and read back before the next one: a wrong
+  // word anywhere (or a feedback path that differs from training's) derails the rest.
+  const std::string sentence =
+      "All human beings are born free and equal in dignity and rights. They are endowed with reason and "
+      "conscience and should act towards one another in a spirit of brotherhood.";
+  const auto words = split_words(sentence);
+  REQUIRE(words.size() >= 30);
+  torch::set_num_threads(2);
+  torch::manual_seed(11);
+  Words w;
+  Generator g(overfit(w.batch({{sentence}}), 400), test_env(), torch::kCPU);
+  GenerateOptions o;
+  o.max_words = 2 * int(words.size());
+  for (bool cache : {true, false}) {
+    o.use_cache = cache;
+    auto r = one(g, words[0], o);
+    INFO("cache " << cache << ": '" << r.text << "'");
+    CHECK(r.text == sentence.substr(words[0].size()));
+    CHECK(r.words.size() == words.size() - 1);
+    CHECK(r.stop_reason == "end");
+  }
+}
+
+TEST_CASE("generate: prompts with prefix blocks, cached prefill equals recomputing with the training mask") {
+  Generator g(overfit_model(), test_env(), torch::kCPU);
+  GenerateOptions cached, recompute;
+  cached.max_words = recompute.max_words = 6;
+  cached.min_words = recompute.min_words = 6;
+  recompute.use_cache = false;
+  const std::string SO = "\x0E", SI = "\x0F";
+  const std::vector<std::string> prompts = {SO + "a cat " + SI + "a ", "b " + SO + "a dog b " + SI, SO + "a b " + SI + "a c",
+                                            "a " + SO + "b a "};
+  auto a = g.generate(prompts, cached), b = g.generate(prompts, recompute);
+  for (size_t i = 0; i < prompts.size(); ++i) check_same(a[i], b[i]);
+  CHECK_FALSE(a[0].open_block);
+  CHECK(a[3].open_block);  // ends inside a block: read causally, flagged
+  // --max-context cuts into a block: its remaining words stay a block, in both paths.
+  cached.max_context = recompute.max_context = 3;
+  a = g.generate(prompts, cached), b = g.generate(prompts, recompute);
+  for (size_t i = 0; i < prompts.size(); ++i) check_same(a[i], b[i]);
 }

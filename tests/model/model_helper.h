@@ -54,17 +54,34 @@ class Words {
 
   // One row per entry; each row holds documents given as texts (BOS is added to each).
   Batch batch(const std::vector<std::vector<std::string>>& rows, LabelMode mode = LabelMode::NextWord) {
+    std::vector<std::vector<std::vector<std::string>>> worded;
+    for (const auto& docs : rows) {
+      worded.emplace_back();
+      for (const auto& text : docs) worded.back().push_back(split_words(text));
+    }
+    return batch_of_words(worded, mode);
+  }
+  // The same with documents given as word lists (e.g. with "\x0E" and "\x0F" words).
+  Batch batch_of_words(const std::vector<std::vector<std::vector<std::string>>>& rows,
+                       LabelMode mode = LabelMode::NextWord) {
+    return make(examples_of_words(rows, mode));
+  }
+  std::vector<Example> examples_of_words(const std::vector<std::vector<std::vector<std::string>>>& rows,
+                                         LabelMode mode = LabelMode::NextWord, size_t max_seq_length = 100000) {
     std::vector<Example> exs;
     for (const auto& docs : rows) {
-      Packer p(PackOptions{mode, size_t(T), 100000, true});
-      for (const auto& text : docs) {
-        auto words = with_bos(split_words(text));
+      Packer p(PackOptions{mode, size_t(T), max_seq_length, true});
+      for (const auto& doc : docs) {
+        auto words = with_bos(doc);
         std::vector<uint32_t> ids;
         for (const auto& w : words) ids.push_back(id(w));
-        p.add(words, ids, "", text);
+        p.add(words, ids, "", "doc");
       }
-      exs.push_back(p.examples().at(0));
+      for (const Example& ex : p.examples()) exs.push_back(ex);
     }
+    return exs;
+  }
+  Batch make(const std::vector<Example>& exs) {
     std::vector<const std::vector<WordImage>*> vocabs(exs.size(), vocab_.get());
     return make_batch(exs, vocabs, T, H, Wp);
   }

@@ -19,17 +19,83 @@ train --output full 2>/dev/null
 check "metrics: 8 train lines" bash -c "[[ \$(grep -c '\"split\":\"train\"' full/metrics.jsonl) -eq 8 ]]"
 check "metrics: validation lines" grep -q '"split":"validation"' full/metrics.jsonl
 check "metrics carry throughput and FLOP/s" grep -q '"flops_per_s"' full/metrics.jsonl
-check "checkpoint files" bash -c "for f in config.json model.safetensors optimizer.pt trainer.json rng.pt; do test -s full/step-0000008/\$f || exit 1; done"
+check "checkpoint files" bash -c "for f in config.json model.safetensors optimizer.safetensors trainer.json rng.pt; do test -s full/step-0000008/\$f || exit 1; done"
+check "trainer.json and config.json carry format versions" "$py" -c "
+import json; t = json.load(open('full/step-0000008/trainer.json')); c = json.load(open('full/step-0000008/config.json'))
+assert t['format_version'] == 2 and c['model']['format_version'] == 2, (t, c['model'])"
 check "latest names the newest" grep -q step-0000008 full/latest
 check "no temporary directories" bash -c "! ls full | grep -q tmp"
 check "config records renderer fonts" grep -q NotoSans-Regular.ttf full/step-0000008/config.json
 
 # Resume from the step-4 checkpoint: steps 5..8 must repeat the uninterrupted run exactly.
+# Into another directory, the history up to step 4 comes along: all 8 losses, none twice.
 train --output resumed --resume full/step-0000004 2>/dev/null
-want=$(losses full/metrics.jsonl | cut -d' ' -f5-)
+want=$(losses full/metrics.jsonl)
 got=$(losses resumed/metrics.jsonl)
 check "resume: losses equal the uninterrupted run ($got)" test -n "$got" -a "$want" == "$got"
 check "resume: same final weights" cmp -s full/step-0000008/model.safetensors resumed/step-0000008/model.safetensors
+check "resume: a resume line records the checkpoint" grep -q '"checkpoint":"full/step-0000004".*"split":"resume"' resumed/metrics.jsonl
+# The settings, data and its order come from the checkpoint: no flag needed (a run directory
+# resumes from its latest).
+"$bin/ilt-train" --resume full/step-0000004 --output bare --threads 1 --log-every 1 --eval-every 4 --save-every 4 2>/dev/null
+check "resume without flags: same final weights" cmp -s full/step-0000008/model.safetensors bare/step-0000008/model.safetensors
+"$bin/ilt-train" --resume full --output bare2 --threads 1 --max-steps 9 2>/dev/null
+check "resume from a run directory: its latest (step 8) -> step 9" test -d bare2/step-0000009
+check "resume: --max-steps may grow, and is recorded" grep -q '"changed":{"max_steps":\[8,9\]}' bare2/metrics.jsonl
+# A differing setting is refused, or taken with --override and recorded.
+expect_error "resume: another --lr is refused" "--lr 0.001 differs from the checkpoint's 0.002" \
+  "$bin/ilt-train" --resume full/step-0000004 --output x1 --lr 1e-3
+check "resume: nothing written on refusal" test ! -e x1
+expect_error "resume: another --batch-size is refused" "--batch-size 2 differs from the checkpoint's 4" \
+  "$bin/ilt-train" --resume full/step-0000004 --output x1 --batch-size 2
+"$bin/ilt-train" --resume full/step-0000004 --output over --lr 1e-3 --override --threads 1 2>/dev/null
+check "resume --override: the change is recorded" grep -q '"changed":{"lr":\[0.002,0.001\]}' over/metrics.jsonl
+check "resume --override: and trains on" test -d over/step-0000008
+expect_error "resume: another --train is refused" "--train d.validation.examples is not the checkpoint's training data" \
+  "$bin/ilt-train" --resume full/step-0000004 --output x1 --train d.validation.examples
+"$bin/ilt-train" --resume full/step-0000004 --output newdata --train d.validation.examples --override --threads 1 2>/dev/null
+check "resume --override with other data: recorded, restarted at its beginning" "$py" -c "
+import json; r = [json.loads(l) for l in open('newdata/metrics.jsonl') if '\"resume\"' in l][0]
+assert r['changed']['train'] == [['d.train.examples'], ['d.validation.examples']], r
+t = json.load(open('newdata/step-0000008/trainer.json')); assert t['loader']['epoch'] >= 0"
+expect_error "resume: --max-steps not past the checkpoint" "--max-steps 4: full/step-0000004 is at step 4 already" \
+  "$bin/ilt-train" --resume full/step-0000004 --output x1 --max-steps 4
+expect_error "a new run into a directory holding one is refused" "full: already holds a training run" \
+  "$bin/ilt-train" --train d.train.examples --output full --max-steps 2
+# Resuming inside its own run directory cuts metrics.jsonl back to the checkpoint's step.
+cp -r full cut
+train --output cut --resume cut/step-0000004 2>/dev/null
+check "resume in place: no (split, step) twice, the same losses" "$py" -c "
+import json, collections
+rows = [json.loads(l) for l in open('cut/metrics.jsonl')]
+seen = collections.Counter((r['split'], r['step']) for r in rows)
+assert max(seen.values()) == 1, seen.most_common(3)
+full = [r['loss'] for r in map(json.loads, open('full/metrics.jsonl')) if r['split'] == 'train']
+assert [r['loss'] for r in rows if r['split'] == 'train'] == full"
+check "resume in place: same final weights" cmp -s full/step-0000008/model.safetensors cut/step-0000008/model.safetensors
+
+# Checkpoint folders past step 9,999,999: pruning keeps the newest by number, not by name.
+mkdir big
+cp -r full/step-0000008 big/step-9999998
+"$py" -c "import json; p='big/step-9999998/trainer.json'; j=json.load(open(p)); j['step'] = 9999998; json.dump(j, open(p, 'w'))"
+"$bin/ilt-train" --resume big/step-9999998 --output big --max-steps 10000001 --save-every 1 --keep-last 3 --threads 1 2>/dev/null
+"$bin/ilt-train" --resume big --output big --max-steps 10000002 --save-every 1 --keep-last 3 --threads 1 2>/dev/null
+check "steps past 9,999,999: the three newest kept ($(ls big | tr '\n' ' '))" \
+  test "$(ls -d big/step-* | sort -V | tr '\n' ' ')" == "big/step-10000000 big/step-10000001 big/step-10000002 "
+check "steps past 9,999,999: latest is the newest" grep -qx step-10000002 big/latest
+
+# The loss of a step is the mean over all its target bytes, however they are split into
+# micro-batches: 2 x 2 examples and 1 x 4 give the same losses (no modality dropout here).
+echo '{"preset": "tiny", "modality_dropout": 0}' > nodrop.json
+for split in "4 1" "2 2"; do
+  set -- $split
+  "$bin/ilt-train" --train d.train.examples --config nodrop.json --output "accum-$1x$2" --batch-size $1 --grad-accum $2 \
+    --threads 1 --seed 5 --max-steps 3 --log-every 1 2>/dev/null
+done
+check "gradient accumulation: the same losses as one batch" "$py" -c "
+import json
+a, b = ([r['loss'] for r in map(json.loads, open(d + '/metrics.jsonl')) if r['split'] == 'train'] for d in ('accum-4x1', 'accum-2x2'))
+assert len(a) == 3 and all(abs(x - y) < 1e-4 * x for x, y in zip(a, b)), (a, b)"
 
 # Determinism: same seed and data, same bytes; another seed, other weights.
 train --output again 2>/dev/null
@@ -64,6 +130,14 @@ assert a['overall']['loss'] != b['overall']['loss'] and b['modalities']['image']
 "$bin/ilt-eval" --checkpoint full --data d.validation.examples --json - --threads 1 2>/dev/null > a.json
 "$bin/ilt-eval" --checkpoint full --data d.validation.examples --json - --threads 1 2>/dev/null > b.json
 check "eval: deterministic" cmp -s a.json b.json
+# Words inside a prefix block have no label: ilt-eval counts the others only.
+# BOS a b SO c d e SI f g: block [3, 8), its labels but ShiftIn's ignored -> 6 words.
+printf '{"text": "a b \\u000ec d e\\u000ff g"}\n' > block.jsonl
+"$bin/ilt-segment" block.jsonl -o bw.shard 2>/dev/null && "$bin/ilt-render" bw.shard -o bi.shard 2>/dev/null &&
+  "$bin/ilt-pack" bw.shard --images bi.shard -o block 2>/dev/null
+"$bin/ilt-eval" --checkpoint full --data block.train.examples --json block.json --threads 1 >/dev/null 2>&1
+check "eval: words inside a prefix block are not counted" "$py" -c "
+import json; o = json.load(open('block.json'))['overall']; assert o['words'] == 6, o"
 "$bin/ilt-render" w.shard -o small.shard --font-px 10 2>/dev/null
 "$bin/ilt-pack" w.shard --images small.shard -o s --max-seq-length 32 2>/dev/null
 "$bin/ilt-eval" --checkpoint full --data s.train.examples >/dev/null 2>err.txt
