@@ -17,16 +17,19 @@ int main(int argc, char** argv) {
       "--resume DIR/step-N (or DIR: its latest) continues exactly where that checkpoint left\n"
       "off: the model, the data and its order, and the training settings (batch size,\n"
       "accumulation, schedule, optimizer, seed) come from it. A flag that differs from them is\n"
-      "refused unless --override is given (the change is then recorded in metrics.jsonl);\n"
-      "--max-steps may grow freely. Into the checkpoint's own DIR, metrics.jsonl is cut back to\n"
-      "its step; into another (new) DIR, the history up to it is copied there.\n\n"
+      "refused unless --override is given (the change is then recorded in metrics.jsonl; another\n"
+      "seed or other data restart the data order). --max-steps may change freely while it stays\n"
+      "past the checkpoint's step (the schedule then spans the new length, so the learning rate\n"
+      "moves at once). Into the checkpoint's own DIR, metrics.jsonl is cut back to its step and\n"
+      "later checkpoints are renamed step-N.abandoned; into another (new) DIR, the history up to\n"
+      "the checkpoint is copied there.\n\n"
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
   one_line_errors(app, "ilt-train");
   TrainOptions o;
   app.add_option("--train", o.train, "Training examples shards (required, except on --resume)");
   app.add_option("--validation", o.validation, "Validation examples shards");
-  app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small) or JSON file")->capture_default_str();
+  app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small) or JSON file")->capture_default_str();
   app.add_option("-o,--output", o.output, "Run directory")->required();
   app.add_option("--resume", o.resume, "Checkpoint directory (or run directory: its latest) to continue from");
   app.add_flag("--override", o.override_settings,

@@ -10,7 +10,9 @@
 // Prefix blocks: a prompt's ShiftOut ... ShiftIn spans are read as in training, both ways
 // (the prefill uses the training block mask). A prompt that ends inside an open block is read
 // causally, as training reads a block never closed; so are ShiftOut and ShiftIn the model
-// generates (cached keys are not recomputed, so a generated block cannot become two-way).
+// generates (cached keys are not recomputed, so a generated block cannot become two-way; and
+// block words carry no trained label, so text after a generated ShiftOut is outside what the
+// model learnt: a stop string "\x0E" ends the text there).
 //
 // The empty word (EOS at once) ends the text. Prompts are batched: each row is one text
 // (or one beam), rows never see each other, so a prompt's output does not depend on the

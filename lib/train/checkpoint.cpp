@@ -13,6 +13,8 @@
 #include "model/safetensors.h"
 
 #include <map>
+#include <sstream>
+#include <type_traits>
 
 namespace ilt {
 
@@ -52,7 +54,9 @@ LoadedModel load_checkpoint(const std::string& dir, const torch::Device& device)
   return m;
 }
 
-std::string resolve_checkpoint(const std::string& path) {
+std::string resolve_checkpoint(const std::string& given) {
+  std::string path = given;  // "run/step-0000004/" (tab completion) names run/step-0000004
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
   struct stat st;
   if (::stat((path + "/config.json").c_str(), &st) == 0) return path;
   if (::stat((path + "/latest").c_str(), &st) == 0) {
@@ -82,14 +86,18 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
 }
 
 namespace {
-// The optimizer's key for a parameter's state (LibTorch 2 keys by TensorImpl pointer, 1.x by
-// its printed address).
-auto state_key(const torch::Tensor& p) {
-#if TORCH_VERSION_MAJOR >= 2
-  return static_cast<void*>(p.unsafeGetTensorImpl());
-#else
-  return c10::guts::to_string(p.unsafeGetTensorImpl());
-#endif
+// The optimizer's key for a parameter's state: the map's own key type decides (LibTorch 2.2 on
+// keys by TensorImpl pointer; before, by that pointer printed, as c10::guts::to_string did).
+template <typename Map>
+typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
+  using Key = typename Map::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;
+    s << static_cast<const void*>(p.unsafeGetTensorImpl());
+    return s.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
 }
 }  // namespace
 
@@ -97,7 +105,7 @@ void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   auto& state = optimizer.state();
   for (const auto& p : model->named_parameters(true)) {
-    auto it = state.find(state_key(p.value()));
+    auto it = state.find(state_key(state, p.value()));
     if (it == state.end()) continue;
     auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
     tensors.emplace_back("exp_avg/" + p.key(), st.exp_avg().to(torch::kCPU, torch::kFloat));
@@ -143,7 +151,7 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
       else if (set == 1) st->exp_avg_sq(t);
       else st->max_exp_avg_sq(t);
     }
-    state[state_key(p.value())] = std::move(st);
+    state[state_key(state, p.value())] = std::move(st);
   }
   if (used != tensors.size()) fail("{}: {} tensors name no parameter of this model", path, tensors.size() - used);
 }

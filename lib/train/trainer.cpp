@@ -229,6 +229,16 @@ nlohmann::json training_json(const TrainOptions& o) {
   return j;
 }
 
+std::vector<std::string> absolute_paths(const std::vector<std::string>& paths) {
+  std::vector<std::string> out;
+  for (const std::string& p : paths) {
+    std::error_code ec;
+    auto a = fs::weakly_canonical(fs::absolute(p, ec), ec);
+    out.push_back(ec ? p : a.string());
+  }
+  return out;
+}
+
 bool same_files(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -267,12 +277,16 @@ nlohmann::json apply_checkpoint_settings(TrainOptions* o, const ResumePoint& r, 
            "change it (recorded in metrics.jsonl)",
            s.flags.size() == 1 ? s.flags[0] : "beta1/--beta2", now.dump(), before.dump(), cj);
     changed[s.key] = {before, now};
+    if (std::string(s.key) == "seed") *restart_data = true;  // another seed, another order
   }
   const nlohmann::json& data = r.config.contains("data") ? r.config["data"] : nlohmann::json::object();
+  // The shards as given, and as absolute paths (so that a resume from another working
+  // directory finds them; checkpoints before train_paths have the given ones only).
   std::vector<std::string> saved_train, saved_validation;
   try {
-    saved_train = json_value(data, "train", saved_train, "/data");
-    saved_validation = json_value(data, "validation", saved_validation, "/data");
+    saved_train = json_value(data, "train_paths", json_value(data, "train", saved_train, "/data"), "/data");
+    saved_validation =
+        json_value(data, "validation_paths", json_value(data, "validation", saved_validation, "/data"), "/data");
   } catch (const Error& e) {
     fail("{}: {}", cj, e.what());
   }
@@ -293,6 +307,7 @@ nlohmann::json apply_checkpoint_settings(TrainOptions* o, const ResumePoint& r, 
 
 // metrics.jsonl lines at or before `step` (later ones belong to a history the resume
 // abandons; a line cut short by a crash is dropped too).
+// A resume line at `step` itself goes too: the resume about to be logged replaces it.
 std::string metrics_until(const std::string& path, int64_t step) {
   std::error_code ec;
   if (!fs::exists(path, ec)) return {};
@@ -305,7 +320,8 @@ std::string metrics_until(const std::string& path, int64_t step) {
     start = end + 1;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer()) continue;
-    if (j["step"].get<int64_t>() <= step) out.append(line).push_back('\n');
+    const int64_t at = j["step"].get<int64_t>();
+    if (at < step || (at == step && j.value("split", "") != "resume")) out.append(line).push_back('\n');
   }
   return out;
 }
@@ -424,16 +440,24 @@ int train(const TrainOptions& opt_in) {
   fs::create_directories(o.output, ec);
   if (ec || !fs::is_directory(o.output)) fail("{}: cannot create the run directory: {}", o.output, ec ? ec.message() : "a file is in the way");
   std::vector<std::string> kept;  // this run's checkpoints, oldest first
+  nlohmann::json abandoned = nlohmann::json::array();
   if (same_run) {
+    // Checkpoints after the resumed step belong to the history this resume abandons: renamed
+    // (kept, never taken for this run's), as metrics.jsonl is cut back below.
     for (const auto& [n, dir] : list_checkpoints(o.output)) {
       if (n <= step) {
         kept.push_back(dir);
-      } else {
-        fmt::print(stderr, "ilt-train: note: {} is after the resumed step {}: left as it is, outside this run's "
-                   "checkpoints, until this run writes its own step {}\n", dir, step, n);
+        continue;
       }
+      std::string to = dir + ".abandoned";
+      for (int k = 2; fs::exists(to, ec); ++k) to = fmt::format("{}.abandoned-{}", dir, k);
+      fs::rename(dir, to, ec);
+      if (ec) fail("{}: cannot rename to {}: {}", dir, to, ec.message());
+      abandoned.push_back(fs::path(to).filename().string());
+      fmt::print(stderr, "ilt-train: {} is after the resumed step {}: renamed {}\n", dir, step, to);
     }
     write_file_atomic(o.output + "/latest", fs::path(o.resume).filename().string() + "\n");
+    sync_directory(o.output);
   }
   if (!o.resume.empty())  // no step twice: the history up to the checkpoint, nothing after
     write_file_atomic(metrics_path, metrics_until((ckpt_run / "metrics.jsonl").string(), step));
@@ -442,6 +466,8 @@ int train(const TrainOptions& opt_in) {
                            {"data",
                             {{"train", o.train},
                              {"validation", o.validation},
+                             {"train_paths", absolute_paths(o.train)},
+                             {"validation_paths", absolute_paths(o.validation)},
                              {"train_examples", loader->num_examples()},
                              {"params", data_meta.at("params")}}},
                            {"render", data_meta.at("render")},
@@ -449,7 +475,8 @@ int train(const TrainOptions& opt_in) {
                            {"parameters", params},
                            {"tool", "ilt-train"},
                            {"version", ILT_VERSION}};
-  // metrics.jsonl is opened at its first line, so a run that fails before leaves none.
+  // metrics.jsonl is opened at its first line, so a new run that fails before leaves none
+  // (a resumed one has it written above, with the history up to the checkpoint).
   std::ofstream metrics;
   auto log_metrics = [&](const nlohmann::json& m) {
     if (!metrics.is_open()) {
@@ -460,7 +487,9 @@ int train(const TrainOptions& opt_in) {
     if (!metrics) fail("{}: write failed: {}", metrics_path, std::strerror(errno));
   };
   if (!o.resume.empty()) {
-    log_metrics({{"step", step}, {"split", "resume"}, {"checkpoint", o.resume}, {"changed", changed}});
+    nlohmann::json line = {{"step", step}, {"split", "resume"}, {"checkpoint", o.resume}, {"changed", changed}};
+    if (!abandoned.empty()) line["abandoned"] = abandoned;
+    log_metrics(line);
     for (auto& [k, v] : changed.items())
       fmt::print(stderr, "ilt-train: {}: {} -> {} (recorded in {})\n", k, v[0].dump(), v[1].dump(), metrics_path);
   }

@@ -674,3 +674,23 @@ TEST_CASE("shuffle_examples is deterministic per seed - compact_ids keeps the id
   for (size_t i = 0; i < ex.size(); ++i) CHECK(words_of(ex[i], vocab) == before[i]);
   CHECK_THROWS_AS(compact_ids(&ex, 2), Error);  // ids outside the id space
 }
+
+TEST_CASE("find_prefix_blocks and clip_prefix_blocks: the blocks generation reads in a cut prompt") {
+  // 0 BOS, 1 SO, 2 a, 3 SI, 4 b, 5 SO, 6 c, 7 d, 8 SI, 9 e, 10 SO (never closed).
+  Words d = with_bos({SO, "a ", SI, "b ", SO, "c ", "d ", SI, "e ", SO});
+  int64_t open = -1;
+  auto blocks = find_prefix_blocks(d, {}, &open);
+  CHECK(open == 10);
+  REQUIRE(blocks.size() == 2);
+  CHECK((blocks[0].begin == 1 && blocks[0].end == 4 && blocks[1].begin == 5 && blocks[1].end == 9));
+  // Words 6..10 kept behind BOS (as --max-context 6 keeps them): [c d SI] of the second block
+  // becomes [1, 4); the first block is gone.
+  auto kept = clip_prefix_blocks(blocks, 6, 11, 1);
+  REQUIRE(kept.size() == 1);
+  CHECK((kept[0].begin == 1 && kept[0].end == 4));
+  // A cut that leaves one word of a block leaves no block.
+  CHECK(clip_prefix_blocks(blocks, 8, 11, 1).empty());
+  // Uncut: the same blocks.
+  auto all = clip_prefix_blocks(blocks, 0, d.size());
+  CHECK((all.size() == 2 && all[1].begin == 5 && all[1].end == 9));
+}

@@ -55,9 +55,30 @@ expect_error "resume: another --train is refused" "--train d.validation.examples
   "$bin/ilt-train" --resume full/step-0000004 --output x1 --train d.validation.examples
 "$bin/ilt-train" --resume full/step-0000004 --output newdata --train d.validation.examples --override --threads 1 2>/dev/null
 check "resume --override with other data: recorded, restarted at its beginning" "$py" -c "
-import json; r = [json.loads(l) for l in open('newdata/metrics.jsonl') if '\"resume\"' in l][0]
-assert r['changed']['train'] == [['d.train.examples'], ['d.validation.examples']], r
-t = json.load(open('newdata/step-0000008/trainer.json')); assert t['loader']['epoch'] >= 0"
+import json, os; r = [json.loads(l) for l in open('newdata/metrics.jsonl') if '\"resume\"' in l][0]
+assert r['changed']['train'] == [[os.path.abspath('d.train.examples')], ['d.validation.examples']], r
+n = json.load(open('newdata/step-0000008/config.json'))['data']['train_examples']
+k = 4 * 4  # 4 steps of 4 examples from the start of the new data
+t = json.load(open('newdata/step-0000008/trainer.json'))['loader']
+assert (t['epoch'], t['cursor']) == ((k - 1) // n, k - (k - 1) // n * n), (t, n)"
+for flag in "--seed 9" "--grad-accum 2" "--schedule linear"; do
+  expect_error "resume: another ${flag% *} is refused" "${flag% *} .* differs from the checkpoint's" \
+    "$bin/ilt-train" --resume full/step-0000004 --output x1 $flag
+done
+# Same files, other contents (re-packed): the saved position would mean other examples.
+cp -r full/step-0000004 repacked
+"$py" -c "import json; p='repacked/config.json'; j=json.load(open(p)); j['data']['train_examples'] = 999; json.dump(j, open(p, 'w'))"
+expect_error "resume: re-packed data is refused" "training examples, the checkpoint's data had 999" \
+  "$bin/ilt-train" --resume repacked --output x1
+"$bin/ilt-train" --resume repacked --output repacked-run --override --threads 1 2>/dev/null
+check "resume --override on re-packed data: recorded" grep -q '"train_examples":\[999,' repacked-run/metrics.jsonl
+# A format 1 checkpoint (no format_version in trainer.json) reads its optimizer from optimizer.pt.
+cp -r full/step-0000004 v1
+"$py" -c "import json; p='v1/trainer.json'; j=json.load(open(p)); del j['format_version']; json.dump(j, open(p, 'w'))"
+expect_error "resume: format 1 reads optimizer.pt" "v1/optimizer.pt: missing" "$bin/ilt-train" --resume v1 --output x1
+# A trailing slash (tab completion) names the same checkpoint: the history comes along.
+"$bin/ilt-train" --resume full/step-0000004/ --output slash --threads 1 --log-every 1 2>/dev/null
+check "resume: a trailing slash on --resume" test "$(losses slash/metrics.jsonl)" == "$want"
 expect_error "resume: --max-steps not past the checkpoint" "--max-steps 4: full/step-0000004 is at step 4 already" \
   "$bin/ilt-train" --resume full/step-0000004 --output x1 --max-steps 4
 expect_error "a new run into a directory holding one is refused" "full: already holds a training run" \
@@ -73,6 +94,15 @@ assert max(seen.values()) == 1, seen.most_common(3)
 full = [r['loss'] for r in map(json.loads, open('full/metrics.jsonl')) if r['split'] == 'train']
 assert [r['loss'] for r in rows if r['split'] == 'train'] == full"
 check "resume in place: same final weights" cmp -s full/step-0000008/model.safetensors cut/step-0000008/model.safetensors
+check "resume in place: the later checkpoint of the old history is renamed" test -s cut/step-0000008.abandoned/model.safetensors
+check "resume in place: the resume line lists it" grep -q '"abandoned":\["step-0000008.abandoned"\]' cut/metrics.jsonl
+check "resume in place: latest names the new step 8" grep -qx step-0000008 cut/latest
+train --output cut --resume cut/step-0000004 2>/dev/null
+check "resume in place twice: still no (split, step) twice" "$py" -c "
+import json, collections
+seen = collections.Counter((r['split'], r['step']) for r in map(json.loads, open('cut/metrics.jsonl')))
+assert max(seen.values()) == 1, seen.most_common(3)"
+check "resume in place twice: the second abandoned checkpoint gets its own name" test -d cut/step-0000008.abandoned-2
 
 # Checkpoint folders past step 9,999,999: pruning keeps the newest by number, not by name.
 mkdir big
