@@ -4,6 +4,7 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
+#include "model/torch_version.h"
 #include "common/io.h"
 #include "eval/evaluate.h"
 
@@ -20,6 +21,8 @@ int main(int argc, char** argv) {
   EvalOptions o;
   std::string disable, json_out;
   one_line_errors(app, "ilt-eval");
+  app.set_version_flag("--version", [] { return std::string("ilt-eval ") + ILT_VERSION + "\n" + torch_build_info(); },
+                       "Print the version, the LibTorch version and whether CUDA was compiled in");
   app.add_option("--checkpoint", o.checkpoint, "Checkpoint directory, or a run directory (uses its latest)")->required();
   app.add_option("--data", o.data, "Examples shards")->required();
   app.add_option("--disable-modality", disable, "Switch an encoder off: image or bytes")
@@ -30,6 +33,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-batches", o.max_batches, "Stop after N batches (0: all)")->capture_default_str()->check(Integer(0));
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
   return run_tool("ilt-eval", [&] {
     if (!json_out.empty()) check_not_directory(json_out);  // before the work, not after

@@ -6,6 +6,7 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
+#include "model/torch_version.h"
 #include "common/error.h"
 #include "common/io.h"
 #include "generate/generate.h"
@@ -99,6 +100,8 @@ int main(int argc, char** argv) {
       "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
       "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
   one_line_errors(app, "ilt-generate");
+  app.set_version_flag("--version", [] { return std::string("ilt-generate ") + ILT_VERSION + "\n" + torch_build_info(); },
+                       "Print the version, the LibTorch version and whether CUDA was compiled in");
   std::vector<std::string> prompts;
   std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable,
       invalid = "error";
@@ -147,6 +150,9 @@ int main(int argc, char** argv) {
                "Generate even if this machine's fonts or settings differ from the checkpoint's");
   app.add_option("--threads", threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   app.add_flag("-q,--quiet", quiet, "No summary on stderr");
   CLI11_PARSE(app, argc, argv);
 
@@ -157,6 +163,7 @@ int main(int argc, char** argv) {
     o.use_bytes = disable != "bytes";
     set_cpu_threads(threads > 0 ? threads : default_threads());
     torch::Device dev = parse_device(device);
+    check_precision(o.precision, dev);
     std::string dir = resolve_checkpoint(checkpoint);
     LoadedModel m = load_checkpoint(dir, dev);
     GenerateEnv env;

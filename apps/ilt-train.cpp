@@ -3,6 +3,7 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
+#include "model/torch_version.h"
 #include "train/trainer.h"
 
 using namespace ilt;
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
   one_line_errors(app, "ilt-train");
+  app.set_version_flag("--version", [] { return std::string("ilt-train ") + ILT_VERSION + "\n" + torch_build_info(); },
+                       "Print the version, the LibTorch version and whether CUDA was compiled in");
   TrainOptions o;
   app.add_option("--train", o.train, "Training examples shards (required, except on --resume)");
   app.add_option("--validation", o.validation, "Validation examples shards");
@@ -56,7 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Seed of initialisation, data order and dropout")->capture_default_str()->check(Integer(0));
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA)")
+  app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);

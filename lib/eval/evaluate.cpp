@@ -5,6 +5,8 @@
 #include <cmath>
 #include <map>
 
+#include <fmt/ranges.h>
+
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/io.h"
@@ -43,6 +45,7 @@ std::string length_bucket(int64_t n) {
 nlohmann::json evaluate(const EvalOptions& o) {
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::Device dev = parse_device(o.device);
+  check_precision(o.precision, dev);
   std::string dir = resolve_checkpoint(o.checkpoint);
   LoadedModel m = load_checkpoint(dir, dev);
   DataLoader dl(o.data, LoaderOptions{o.batch_size, 0, false, false, 4});
@@ -72,7 +75,11 @@ nlohmann::json evaluate(const EvalOptions& o) {
   int64_t batches = 0;
   while (auto b = dl.next()) {
     if (o.max_batches > 0 && batches >= o.max_batches) break;
-    auto out = m.model->forward(to_device(*b, dev), fo);
+    ForwardOutput out;
+    {
+      Autocast autocast(o.precision, dev);
+      out = m.model->forward(to_device(*b, dev), fo);
+    }
     auto nats = out.word_nats.to(torch::kCPU), correct = out.word_correct.to(torch::kCPU);
     auto exact = out.word_exact.to(torch::kCPU);
     auto tl = b->target_lengths, mask = b->word_mask, dw = b->doc_words, di = b->doc_ids;

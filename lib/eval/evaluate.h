@@ -15,6 +15,7 @@ struct EvalOptions {
   int64_t max_batches = 0;            // 0: all
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "fp32";     // fp32, bf16 (autocast; LibTorch 2.4 or newer)
   bool progress = true;
 };
 

@@ -471,6 +471,7 @@ std::vector<Generation> Generator::generate(const std::vector<std::string>& prom
   for (const std::string& s : options.stop)
     if (s.empty()) fail("a stop string may not be empty");
   torch::NoGradGuard no_grad;
+  Autocast autocast(options.precision, device_);
   model_->eval();
   auto t0 = std::chrono::steady_clock::now();
   Run run(*this, options, on_text);

@@ -44,6 +44,7 @@ struct GenerateOptions {
   bool use_cache = true;     // false: recompute everything for every word and byte
   std::vector<std::string> stop;  // stop when the continuation contains one (cut before it)
   bool use_image = true, use_bytes = true;  // modality switches, as in evaluation
+  std::string precision = "fp32";  // fp32, bf16 (autocast; LibTorch 2.4 or newer)
   // Words of a prompt the latent transformer reads at most (BOS included): longer prompts
   // keep BOS and their last max_context - 1 words (Generation::dropped_words says how many
   // went). Bounds prefill time and memory. 0: no bound.

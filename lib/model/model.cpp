@@ -7,6 +7,11 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/torch_version.h"
+
+#if ILT_TORCH_HAS_AUTOCAST
+#include <ATen/autocast_mode.h>
+#endif
 
 namespace ilt {
 
@@ -24,7 +29,9 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  if (x.numel() != x.size(-1) || !x.device().is_cpu()) return F::linear(x, layer->weight, layer->bias);
+  // (Under autocast x may be bf16 while the weight is fp32: linear() casts, mv() would not.)
+  if (x.numel() != x.size(-1) || !x.device().is_cpu() || x.scalar_type() != layer->weight.scalar_type())
+    return F::linear(x, layer->weight, layer->bias);
   auto y = at::mv(layer->weight, x.reshape({-1}));
   if (layer->bias.defined()) y = y + layer->bias;
   auto shape = x.sizes().vec();
@@ -50,7 +57,7 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const std::pair<torch::Tensor
 // Attention with a boolean mask (true = may attend). Uses the fused kernel where LibTorch has it.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, bool causal) {
-#if TORCH_VERSION_MAJOR >= 2
+#if ILT_TORCH_HAS_SDPA
   std::optional<at::Tensor> m;
   if (mask.defined()) m = mask;
   return at::scaled_dot_product_attention(q, k, v, m, 0.0, causal && !mask.defined());
@@ -213,7 +220,7 @@ torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torc
     auto pos = torch::arange(S, torch::dtype(torch::kLong).device(x.device())).unsqueeze(0).expand({G, S});
     auto y = stack(group, torch::Tensor(), false, pos);                          // [G, S, D]
     auto h = cls.defined() ? torch::tanh(pool(y.select(1, 0))) : y.mean(1);     // [G, D]
-    out.index_put_({members.to(x.device())}, h);
+    out.index_put_({members.to(x.device())}, h.to(out.dtype()));  // autocast may compute in bf16
   }
   return out;
 }
@@ -256,10 +263,10 @@ torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
       auto mask = valid.unsqueeze(1).unsqueeze(2) | torch::eye(S, valid.options()).unsqueeze(0).unsqueeze(0);
       auto h = stack(embed(b), mask, false, idx.unsqueeze(0).expand({b.size(0), S}));  // [G, S, D]
       if (bos_pooling) {
-        out.index_put_({m}, h.select(1, 0));
+        out.index_put_({m}, h.select(1, 0).to(out.dtype()));  // autocast may compute in bf16
       } else {
         auto w = valid.unsqueeze(-1).to(h.dtype());
-        out.index_put_({m}, (h * w).sum(1) / w.sum(1).clamp_min(1));
+        out.index_put_({m}, ((h * w).sum(1) / w.sum(1).clamp_min(1)).to(out.dtype()));
       }
     }
     if (hi >= bytes.size(1)) break;
@@ -387,13 +394,13 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   auto inputs = b.decoder_input.reshape({B * L, -1}).index({real});
   auto targets = b.decoder_target.reshape({B * L, -1}).index({real});
   auto lengths_cpu = lengths.to(torch::kCPU);
-  auto word_nats = torch::zeros({B * L}, h.options());
+  auto word_nats = torch::zeros({B * L}, h.options().dtype(torch::kFloat));  // fp32 sums, under autocast too
   torch::Tensor word_correct, word_exact;
   if (o.accuracy) {
     word_correct = torch::zeros({B * L}, torch::dtype(torch::kLong).device(h.device()));
     word_exact = torch::zeros({B * L}, torch::dtype(torch::kBool).device(h.device()));
   }
-  out.nats = torch::zeros({}, h.options());
+  out.nats = torch::zeros({}, h.options().dtype(torch::kFloat));
   const int64_t T = b.decoder_input.size(2);
   int64_t lo = 0;
   for (int64_t hi : {4L, 8L, 16L, T}) {
@@ -491,6 +498,18 @@ void set_cpu_threads(int threads) {
   torch::set_num_threads(std::max(1, threads));
 }
 
+std::string torch_build_info() {
+  std::string s = fmt::format("LibTorch {}\n", TORCH_VERSION);
+#ifdef ILT_TORCH_CUDA_VERSION
+  const int64_t n = int64_t(torch::cuda::device_count());
+  s += fmt::format("CUDA {}: compiled, {}", ILT_TORCH_CUDA_VERSION,
+                   n == 0 ? std::string("no device") : fmt::format("{} device{}", n, n == 1 ? "" : "s"));
+#else
+  s += "CUDA: not compiled (CPU-only LibTorch)";
+#endif
+  return s;
+}
+
 torch::Device parse_device(const std::string& name, const std::string& flag) {
   std::optional<torch::Device> dev;
   try {
@@ -500,11 +519,41 @@ torch::Device parse_device(const std::string& name, const std::string& flag) {
   }
   if (!dev->is_cpu() && !dev->is_cuda()) fail("{} '{}': only cpu and cuda devices are supported", flag, name);
   if (dev->is_cuda()) {
-    if (!torch::cuda::is_available()) fail("{} {}: CUDA is not available on this machine or in this build", flag, name);
+#ifndef ILT_TORCH_CUDA_VERSION
+    fail("{} {}: this build's LibTorch has no CUDA (CPU only; see --version)", flag, name);
+#endif
+    if (!torch::cuda::is_available()) fail("{} {}: no CUDA device on this machine (see --version)", flag, name);
     if (dev->has_index() && dev->index() >= int(torch::cuda::device_count()))
       fail("{} {}: this machine has {} CUDA device(s)", flag, name, torch::cuda::device_count());
   }
   return *dev;
+}
+
+void check_precision(const std::string& precision, const torch::Device& device, const std::string& flag) {
+  if (precision == "fp32") return;
+  if (precision != "bf16") fail("{} '{}': fp32 or bf16", flag, precision);
+#if !ILT_TORCH_HAS_AUTOCAST
+  fail("{} bf16 needs LibTorch 2.4 or newer (autocast on any device); this build has {}", flag, TORCH_VERSION);
+#endif
+  if (!device.is_cpu() && !device.is_cuda()) fail("{} bf16: only on cpu and cuda devices", flag);
+}
+
+Autocast::Autocast(const std::string& precision, const torch::Device& device) : type_(device.type()) {
+  check_precision(precision, device);
+  if (precision != "bf16") return;
+#if ILT_TORCH_HAS_AUTOCAST
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  on_ = true;
+#endif
+}
+
+Autocast::~Autocast() {
+#if ILT_TORCH_HAS_AUTOCAST
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(type_, false);
+  at::autocast::clear_cache();
+#endif
 }
 
 Batch to_device(const Batch& b, const torch::Device& d) {

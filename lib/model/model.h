@@ -15,6 +15,7 @@
 
 #include "data/loader.h"
 #include "model/config.h"
+#include "model/torch_version.h"
 
 namespace ilt {
 
@@ -191,6 +192,22 @@ void set_cpu_threads(int threads);
 // "cpu", "cuda" or "cuda:N" -> a device that exists here; one-line ilt::Error otherwise
 // (naming `flag`, e.g. "--device").
 torch::Device parse_device(const std::string& name, const std::string& flag = "--device");
+
+// Mixed precision. "fp32": nothing. "bf16": autocast to bfloat16 on the device (CUDA, or the
+// CPU) while an Autocast lives; where this LibTorch cannot (before 2.4: no device-generic
+// autocast), check_precision() refuses with one line instead of computing in fp32 unasked.
+void check_precision(const std::string& precision, const torch::Device& device, const std::string& flag = "--precision");
+class Autocast {
+ public:
+  Autocast(const std::string& precision, const torch::Device& device);
+  ~Autocast();
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_ = false;
+  c10::DeviceType type_;
+};
 
 // Moves a batch's tensors to a device (uint8 stays uint8: widened by the model).
 Batch to_device(const Batch& b, const torch::Device& d);

@@ -20,9 +20,6 @@
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 
-#if TORCH_VERSION_MAJOR >= 2
-#include <ATen/autocast_mode.h>
-#endif
 
 namespace ilt {
 
@@ -349,8 +346,7 @@ int train(const TrainOptions& opt_in) {
   set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
   torch::manual_seed(o.seed);
   torch::Device dev = parse_device(o.device);
-  bool bf16 = o.precision == "bf16";
-  if (bf16 && !dev.is_cuda()) fail("--precision bf16 is for CUDA devices (autocast); use fp32 on CPU");
+  check_precision(o.precision, dev);
 
   const LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
   auto loader = std::make_unique<DataLoader>(o.train, train_loading, restart_data ? LoaderState{} : resume.loader);
@@ -547,19 +543,11 @@ int train(const TrainOptions& opt_in) {
       auto b = loader->next();
       window_wait += since(t_wait);
       Batch batch = to_device(*b, dev);
-#if TORCH_VERSION_MAJOR >= 2
-      if (bf16) {
-        at::autocast::set_autocast_enabled(at::kCUDA, true);
-        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      ForwardOutput out;
+      {
+        Autocast autocast(o.precision, dev);  // the forward pass only; backward follows its dtypes
+        out = model->forward(batch);
       }
-#endif
-      auto out = model->forward(batch);
-#if TORCH_VERSION_MAJOR >= 2
-      if (bf16) {
-        at::autocast::set_autocast_enabled(at::kCUDA, false);
-        at::autocast::clear_cache();
-      }
-#endif
       if (out.target_bytes > 0) out.nats.backward();  // a batch of prefix blocks only has none
       nats += out.nats.item<double>();
       targets += double(out.target_bytes);

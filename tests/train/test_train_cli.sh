@@ -145,6 +145,32 @@ check "non-finite loss: message" grep -q "non-finite" err.txt
 check "non-finite loss: last good checkpoint kept" test -s nan/step-0000001/model.safetensors
 check "bad preset: clear error" bash -c "'$bin/ilt-train' --train d.train.examples --output x --config nope 2>&1 | grep -q \"unknown model preset 'nope'\""
 
+# What the build runs on: LibTorch's version and CUDA; a device or precision it lacks is one line.
+"$bin/ilt-train" --version > version.txt
+check "--version names LibTorch and CUDA" grep -q "^LibTorch [0-9]" version.txt
+check "--version says whether CUDA was compiled in" grep -Eq "^CUDA( [0-9.]+)?: (compiled|not compiled)" version.txt
+if grep -q "^CUDA: not compiled" version.txt; then
+  expect_error "--device cuda in a CPU-only build" "cuda: this build's LibTorch has no CUDA" \
+    "$bin/ilt-train" --train d.train.examples --output x2 --device cuda
+elif grep -q "no device" version.txt; then
+  expect_error "--device cuda without a GPU" "cuda: no CUDA device on this machine" \
+    "$bin/ilt-train" --train d.train.examples --output x2 --device cuda
+fi
+if "$py" -c "import re,sys; v = re.search(r'LibTorch (\d+)\.(\d+)', open('version.txt').read()); sys.exit(0 if (int(v[1]), int(v[2])) >= (2, 4) else 1)"; then
+  # bf16 autocast on the CPU: trains, and its checkpoint evaluates in fp32 and bf16.
+  "$bin/ilt-train" --train d.train.examples --output bf16 --max-steps 2 --batch-size 4 --threads 1 --precision bf16 2>/dev/null
+  check "bf16: training writes a checkpoint" test -s bf16/step-0000002/model.safetensors
+  for p in fp32 bf16; do
+    "$bin/ilt-eval" --checkpoint bf16 --data d.validation.examples --precision $p --threads 1 --json "bf16-$p.json" >/dev/null 2>&1
+  done
+  check "bf16: evaluated in fp32 and bf16, close" "$py" -c "
+import json; a, b = (json.load(open(f'bf16-{p}.json'))['overall']['loss'] for p in ('fp32', 'bf16'))
+assert abs(a - b) < 0.02 * a and a != b, (a, b)"
+else
+  expect_error "bf16 needs LibTorch 2.4" "--precision bf16 needs LibTorch 2.4 or newer" \
+    "$bin/ilt-train" --train d.train.examples --output x2 --precision bf16
+fi
+
 # ilt-eval on the trained checkpoint: report, JSON, modality switch, renderer check.
 "$bin/ilt-eval" --checkpoint full --data d.validation.examples --json eval.json --threads 1 > eval.txt 2>/dev/null
 check "eval: table printed" grep -q "^overall" eval.txt
