@@ -62,7 +62,10 @@ int main(int argc, char** argv) {
   app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  bool no_tf32 = false;
+  app.add_flag("--no-tf32", no_tf32, "On CUDA, fp32 matmuls at full fp32 precision (default: TF32, ~8x faster)");
   CLI11_PARSE(app, argc, argv);
+  o.tf32 = !no_tf32;
   for (const CLI::Option* opt : app.get_options())
     if (opt->count() > 0)
       for (const std::string& name : opt->get_lnames()) o.given.insert(name);

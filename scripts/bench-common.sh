@@ -1,10 +1,12 @@
 # Sourced by the benchmark scripts after `root` is set: installs what is missing, builds,
-# and enters build/WORKDIR. Gives bin, work and demo_examples.
+# and enters BUILD/WORKDIR. Gives bin, work and demo_examples. ILT_TORCH=pypi benchmarks the
+# build against PyPI's torch 2.11 (build-torch2/, scripts/torch-choice.sh).
 # Usage: source "$root/scripts/bench-common.sh" WORKDIR
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" >/dev/null
-bin=$root/build
-work=$root/build/$1
+bench_torch=${ILT_TORCH:-debian}
+"$root/scripts/install-deps.sh" --torch "$bench_torch"
+"$root/scripts/build.sh" --torch "$bench_torch" >/dev/null
+bin=$root/$([[ $bench_torch == pypi ]] && echo build-torch2 || echo build)
+work=$bin/$1
 mkdir -p "$work"
 cd "$work" || exit 1
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

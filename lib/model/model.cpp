@@ -556,6 +556,11 @@ Autocast::~Autocast() {
 #endif
 }
 
+void set_tf32(bool on) {
+  at::globalContext().setAllowTF32CuBLAS(on);
+  at::globalContext().setAllowTF32CuDNN(on);
+}
+
 Batch to_device(const Batch& b, const torch::Device& d) {
   if (d.is_cpu()) return b;
   Batch o = b;

@@ -209,6 +209,11 @@ class Autocast {
   c10::DeviceType type_;
 };
 
+// TF32 for fp32 matmuls and convolutions on CUDA (Ampere and newer): about 8x the fp32 rate
+// at a 10-bit mantissa in the products. ilt turns it on for CUDA runs (--no-tf32: off);
+// LibTorch's own default leaves cuBLAS at full fp32. No effect on the CPU.
+void set_tf32(bool on);
+
 // Moves a batch's tensors to a device (uint8 stays uint8: widened by the model).
 Batch to_device(const Batch& b, const torch::Device& d);
 

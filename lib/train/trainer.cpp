@@ -347,6 +347,7 @@ int train(const TrainOptions& opt_in) {
   torch::manual_seed(o.seed);
   torch::Device dev = parse_device(o.device);
   check_precision(o.precision, dev);
+  if (dev.is_cuda()) set_tf32(o.tf32);
 
   const LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
   auto loader = std::make_unique<DataLoader>(o.train, train_loading, restart_data ? LoaderState{} : resume.loader);

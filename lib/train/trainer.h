@@ -29,7 +29,8 @@ struct TrainOptions {
   uint64_t seed = 0;
   int threads = 0;                             // 0: all cores
   std::string device = "cpu";                  // cpu, cuda, cuda:N
-  std::string precision = "fp32";             // fp32, bf16 (autocast, CUDA)
+  std::string precision = "fp32";             // fp32, bf16 (autocast; LibTorch 2.4 or newer)
+  bool tf32 = true;                            // TF32 matmuls on CUDA (set_tf32)
   bool progress = true;
 };
 
