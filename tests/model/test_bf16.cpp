@@ -9,6 +9,15 @@
 using namespace ilt;
 using namespace ilt::test;
 
+namespace {
+// The model's forward pass under CPU bf16 autocast; a backward pass after it, outside the
+// autocast, follows the dtypes the forward pass recorded (as in ilt-train).
+ForwardOutput bf16_forward(ImageLatentTransformer& m, const Batch& b) {
+  Autocast autocast("bf16", torch::kCPU);
+  return m->forward(b);
+}
+}  // namespace
+
 TEST_CASE("bf16: a training step's loss is finite and close to fp32's, gradients finite") {
   torch::set_num_threads(2);
   torch::manual_seed(1);
@@ -17,11 +26,7 @@ TEST_CASE("bf16: a training step's loss is finite and close to fp32's, gradients
   Words w;
   Batch b = w.batch({{"the cat sat on the mat", "x y"}, {"a b"}});
   auto fp32 = m->forward(b).loss.item<double>();
-  ForwardOutput out;
-  {
-    Autocast autocast("bf16", torch::kCPU);
-    out = m->forward(b);
-  }
+  ForwardOutput out = bf16_forward(m, b);
   out.loss.backward();
   double bf16 = out.loss.item<double>();
   INFO("fp32 " << fp32 << " bf16 " << bf16);
@@ -46,11 +51,7 @@ TEST_CASE("bf16: overfit on four tiny texts under autocast") {
   double first = 0, last = 0;
   for (int i = 0; i < 200; ++i) {
     opt.zero_grad();
-    ForwardOutput out;
-    {
-      Autocast autocast("bf16", torch::kCPU);
-      out = m->forward(b);
-    }
+    ForwardOutput out = bf16_forward(m, b);
     out.loss.backward();
     opt.step();
     (i == 0 ? first : last) = out.loss.item<double>();
@@ -80,11 +81,7 @@ TEST_CASE("bf16: weights trained under bf16 load for fp32 and the other way roun
   Batch b = w.batch({{"the cat sat on the mat"}});
   torch::NoGradGuard g;
   auto a = m->forward(b).word_nats;
-  torch::Tensor c;
-  {
-    Autocast autocast("bf16", torch::kCPU);
-    c = m2->forward(b).word_nats;
-  }
+  torch::Tensor c = bf16_forward(m2, b).word_nats;
   CHECK(torch::allclose(a, c, 0.05, 0.05));  // the same weights read in bf16: close, not equal
   CHECK(m2->forward(b).word_nats.equal(a));  // and in fp32: the same
 }
