@@ -17,6 +17,9 @@
 #ifdef ILT_HAVE_TORCH
 #include "data/loader.h"
 #include "model/model.h"
+#ifdef ILT_TORCH_CUDA_VERSION
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 #endif
 
 using namespace ilt;
@@ -48,9 +51,12 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts;
   std::string examples, train_config;
   size_t batch_size = 16;
+  std::string device = "cpu", precision = "fp32";
   int steps = 10, threads = 0;
   app.add_option("--train-config", train_config, "With --examples: time training steps of this model preset, by part");
   app.add_option("--steps", steps, "Training steps to time")->capture_default_str();
+  app.add_option("--device", device, "With --train-config: cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--precision", precision, "With --train-config: fp32 or bf16 (autocast)")->capture_default_str();
   app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
   app.add_option("--text", text_path, "Plain text, one document per line");
   app.add_option("--examples", examples, "Examples shard: measure the data loader on it");
@@ -67,14 +73,24 @@ int main(int argc, char** argv) {
       // Training step time split by part: forward of each part (timed), backward, optimizer,
       // waiting for data. Model FLOP/s and the machine's own matmul FLOP/s for comparison.
       set_cpu_threads(threads > 0 ? threads : default_threads());
+      const torch::Device dev = parse_device(device);
+      check_precision(precision, dev);
+      const bool cuda = dev.is_cuda();
+      if (cuda) set_tf32(true);  // as ilt-train does on CUDA
+      // CUDA runs asynchronously: part times need the device drained at each boundary.
+      auto sync = [&] {
+        if (cuda) torch::cuda::synchronize(dev.index());
+      };
       torch::manual_seed(0);
       DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
       ModelConfig mc = model_config(train_config);
       mc.max_word_length = int(dl.max_word_length());
       ImageLatentTransformer model(mc);
+      model->to(dev);
       model->train();
       torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
       Timing t;
+      t.sync = cuda;
       double wait = 0, backward = 0, optim = 0, flops = 0, total = 0;
       int64_t words = 0, bytes = 0, slots = 0, real = 0;
       for (int i = -2; i < steps; ++i) {  // two warm-up steps
@@ -82,13 +98,22 @@ int main(int argc, char** argv) {
         Timing* tp = timed ? &t : nullptr;
         auto t0 = Clock::now();
         auto b = dl.next();
+        Batch batch = to_device(*b, dev);
+        sync();
         auto t1 = Clock::now();
         opt.zero_grad();
-        auto out = model->forward(*b, {}, tp);
+        ForwardOutput out;
+        {
+          Autocast autocast(precision, dev);
+          out = model->forward(batch, {}, tp);
+        }
+        sync();
         auto t2 = Clock::now();
         out.loss.backward();
+        sync();
         auto t3 = Clock::now();
         opt.step();
+        sync();
         auto t4 = Clock::now();
         if (!timed) continue;
         wait += std::chrono::duration<double>(t1 - t0).count();
@@ -102,18 +127,31 @@ int main(int argc, char** argv) {
         real += out.decoder_real;
       }
       // The machine's matmul rate: square fp32 matmuls of the model's width class.
-      auto a = torch::randn({1024, 1024}), c = torch::randn({1024, 1024});
+      // On CUDA: 8192^3 in the run's precision (bf16, or fp32 with TF32), as a peak to compare with.
+      const int64_t n = cuda ? 8192 : 1024;
+      auto mo = torch::TensorOptions().device(dev).dtype(cuda && precision == "bf16" ? torch::kBFloat16 : torch::kFloat);
+      auto a = torch::randn({n, n}, mo), c = torch::randn({n, n}, mo);
       torch::matmul(a, c);
+      sync();
       auto m0 = Clock::now();
       int reps = 0;
       do {
         torch::matmul(a, c);
         ++reps;
+        sync();
       } while (seconds_since(m0) < 1.0);
-      double matmul = 2.0 * 1024 * 1024 * 1024 * reps / seconds_since(m0);
+      double matmul = 2.0 * double(n) * n * n * reps / seconds_since(m0);
+      double peak_gib = 0;
+#ifdef ILT_TORCH_CUDA_VERSION
+      if (cuda) {
+        auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index());
+        peak_gib = double(st.allocated_bytes[0].peak) / (1 << 30);  // [0]: all pools together
+      }
+#endif
       int64_t params = 0;
       for (const auto& p : model->parameters()) params += p.numel();
       nlohmann::json r = {{"bench", "train"}, {"config", train_config}, {"parameters", params},
+                          {"device", device}, {"precision", precision}, {"peak_memory_gib", peak_gib},
                           {"threads", torch::get_num_threads()}, {"batch_size", batch_size}, {"steps", steps},
                           {"step_s", total / steps}, {"words_per_s", words / total}, {"bytes_per_s", bytes / total},
                           {"flops_per_s", flops / total}, {"matmul_flops_per_s", matmul},

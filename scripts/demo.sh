@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole pipeline on the embedded demo corpus (UDHR in 20 languages). Outputs go to
 # demo-out/: shards of every stage, their summaries, and PNGs of rendered words.
+# Usage: scripts/demo.sh [--torch debian|pypi]  (pypi: PyPI's torch 2.11, 2.8x faster training
+# on a CPU, a 4.6 GB install; docs/design.md, "Two LibTorch builds")
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh"
-bin=$root/build
+source "$root/scripts/torch-choice.sh"
+"$root/scripts/install-deps.sh" --torch "$torch"
+"$root/scripts/build.sh" --torch "$torch"
+bin=$root/$build_dir
 out=$root/demo-out
 mkdir -p "$out"
 cd "$root"

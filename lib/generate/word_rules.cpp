@@ -1,7 +1,6 @@
 #include "generate/word_rules.h"
 
 #include "data/examples.h"
-#include "text/segment.h"
 #include "text/utf8.h"
 
 namespace ilt {

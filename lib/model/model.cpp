@@ -313,6 +313,12 @@ namespace {
 double seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+// Adds the time since t0 to `acc` (after draining the device where the timing asks).
+void lap(Timing* t, double Timing::*acc, std::chrono::steady_clock::time_point t0, const torch::Device& d) {
+  if (!t) return;
+  if (t->sync && d.is_cuda()) torch::cuda::synchronize(d.index());
+  t->*acc += seconds(t0);
+}
 }  // namespace
 
 torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const ForwardOptions& o, Timing* t) {
@@ -352,12 +358,12 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
   if (config.has_image()) {
     auto t0 = std::chrono::steady_clock::now();
     add(image_encoder(b.image_patches, b.image_patch_counts), use_image, drop_image);
-    if (t) t->image += seconds(t0);
+    lap(t, &Timing::image, t0, fuse->weight.device());
   }
   if (config.has_bytes()) {
     auto t0 = std::chrono::steady_clock::now();
     add(bytes_encoder(b.unique_word_bytes), use_bytes, drop_bytes);
-    if (t) t->bytes += seconds(t0);
+    lap(t, &Timing::bytes, t0, fuse->weight.device());
   }
   auto x = dense(fuse, torch::cat(parts, 1)).view({B, L, -1});  // [B, L, Dl]
   return encoder_norm ? encoder_norm(x) : x;
@@ -382,7 +388,7 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   auto words = embed_words(b, o, t);
   auto t0 = std::chrono::steady_clock::now();
   out.latent = latent_forward(words, b);
-  if (t) t->latent += seconds(t0);
+  lap(t, &Timing::latent, t0, fuse->weight.device());
   t0 = std::chrono::steady_clock::now();
 
   // Bytes decoder over the words that have a label (not padding, not inside a prefix block),
@@ -442,7 +448,7 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
     out.word_exact = word_exact.view({B, L});
   }
   out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
-  if (t) t->decoder += seconds(t0);
+  lap(t, &Timing::decoder, t0, fuse->weight.device());
   return out;
 }
 

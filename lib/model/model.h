@@ -150,8 +150,10 @@ struct ForwardOutput {
 };
 
 // Seconds spent in each part's forward pass (filled when a Timing is passed).
+// sync: drain the CUDA device before each reading (CUDA runs asynchronously; set by benchmarks).
 struct Timing {
   double image = 0, bytes = 0, latent = 0, decoder = 0;
+  bool sync = false;
 };
 
 struct ImageLatentTransformerImpl : torch::nn::Module {

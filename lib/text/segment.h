@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "text/utf8.h"  // is_unicode_space
+
 namespace ilt {
 
 struct SegmentOptions {
@@ -39,8 +41,6 @@ class Segmenter {
   std::unique_ptr<Impl> impl_;
 };
 
-// Unicode White_Space (ASCII and the few others).
-bool is_unicode_space(char32_t c);
 // Scripts that ICU's dictionary break iterator splits (written without spaces).
 bool is_dictionary_script(char32_t c);
 

@@ -4,6 +4,13 @@
 
 namespace ilt {
 
+bool is_unicode_space(char32_t c) {
+  if (c < 0x80) return c == 0x20 || (c >= 0x09 && c <= 0x0D);
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+
 size_t utf8_seq_len(std::string_view s, size_t i) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size();

@@ -33,4 +33,7 @@ inline char32_t utf8_decode(const unsigned char* p, size_t* len) {
 
 void utf8_append(std::string& out, char32_t cp);
 
+// Unicode White_Space (ASCII and the few others; a fixed property, so no ICU needed).
+bool is_unicode_space(char32_t c);
+
 }  // namespace ilt

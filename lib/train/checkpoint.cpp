@@ -176,6 +176,16 @@ void load_optimizer(const std::string& dir, int format_version, torch::optim::Ad
   } catch (const c10::Error& e) {
     fail("{}: not a valid optimizer state: {}", file, first_line(e.what_without_backtrace()));
   }
+  // The archive restores tensors to the device they were saved from: move them to the model's.
+  auto& state = optimizer.state();
+  for (const auto& p : model->parameters()) {
+    auto it = state.find(state_key(state, p));
+    if (it == state.end()) continue;
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    st.exp_avg(st.exp_avg().to(p.options()));
+    st.exp_avg_sq(st.exp_avg_sq().to(p.options()));
+    if (st.max_exp_avg_sq().defined()) st.max_exp_avg_sq(st.max_exp_avg_sq().to(p.options()));
+  }
 }
 
 void commit_directory(const std::string& tmp, const std::string& dir) {

@@ -29,24 +29,34 @@ inline std::vector<std::string> split_words(const std::string& text) {
   return out;
 }
 
+// A word's "image" without a renderer: its bytes as dark pixels (bit y of byte k at column
+// 5 + k, row 4 + y), width growing with the word. Distinct words get distinct images.
+inline WordImage pattern_image(const std::string& w, int64_t height = 16, int64_t patch = 16) {
+  WordImage img;
+  img.word = w;
+  img.width = uint16_t(patch * int64_t(1 + w.size() / 4));
+  img.height = uint16_t(height);
+  img.pixels.assign(size_t(img.width) * size_t(height), 255);
+  for (size_t k = 0; k < w.size() && 5 + k < img.width; ++k)
+    for (int y = 0; y < 8; ++y)
+      if ((uint8_t(w[k]) >> y) & 1) img.pixels[size_t(4 + y) * img.width + 5 + k] = 0;
+  return img;
+}
+
 class Words {
  public:
   static constexpr int64_t T = 16, H = 16, Wp = 16;
 
+  // patterns: pattern_image() even where a renderer is built in (to match a test's GenerateEnv).
+  explicit Words(bool patterns = false) : patterns_(patterns) {}
+
   uint32_t id(const std::string& w) {
     auto it = ids_.find(w);
     if (it != ids_.end()) return it->second;
-    WordImage img;
 #ifdef ILT_HAVE_RENDER
-    img = renderer_.render(w);
+    WordImage img = patterns_ ? pattern_image(w, H, Wp) : renderer_.render(w);
 #else
-    img.word = w;
-    img.width = uint16_t(Wp * (1 + w.size() / 4));
-    img.height = uint16_t(H);
-    img.pixels.assign(size_t(img.width) * H, 255);
-    for (size_t k = 0; k < w.size(); ++k)
-      for (int y = 0; y < 8; ++y)
-        if ((uint8_t(w[k]) >> y) & 1) img.pixels[size_t(4 + y) * img.width + 5 + k] = 0;
+    WordImage img = pattern_image(w, H, Wp);
 #endif
     vocab_->push_back(std::move(img));
     return ids_[w] = uint32_t(vocab_->size() - 1);
@@ -87,6 +97,7 @@ class Words {
   }
 
  private:
+  bool patterns_ = false;
   std::unordered_map<std::string, uint32_t> ids_;
   std::shared_ptr<std::vector<WordImage>> vocab_ = std::make_shared<std::vector<WordImage>>();
 #ifdef ILT_HAVE_RENDER
