@@ -52,11 +52,13 @@ int main(int argc, char** argv) {
   std::string examples, train_config;
   size_t batch_size = 16;
   std::string device = "cpu", precision = "fp32";
+  bool padded = false;
   int steps = 10, threads = 0;
   app.add_option("--train-config", train_config, "With --examples: time training steps of this model preset, by part");
   app.add_option("--steps", steps, "Training steps to time")->capture_default_str();
   app.add_option("--device", device, "With --train-config: cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", precision, "With --train-config: fp32 or bf16 (autocast)")->capture_default_str();
+  app.add_flag("--padded", padded, "With --train-config: the padded (bucketed) encoders and decoder instead of the packed ones");
   app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
   app.add_option("--text", text_path, "Plain text, one document per line");
   app.add_option("--examples", examples, "Examples shard: measure the data loader on it");
@@ -105,7 +107,9 @@ int main(int argc, char** argv) {
         ForwardOutput out;
         {
           Autocast autocast(precision, dev);
-          out = model->forward(batch, {}, tp);
+          ForwardOptions fo;
+          fo.packed = !padded;
+          out = model->forward(batch, fo, tp);
         }
         sync();
         auto t2 = Clock::now();
@@ -151,7 +155,7 @@ int main(int argc, char** argv) {
       int64_t params = 0;
       for (const auto& p : model->parameters()) params += p.numel();
       nlohmann::json r = {{"bench", "train"}, {"config", train_config}, {"parameters", params},
-                          {"device", device}, {"precision", precision}, {"peak_memory_gib", peak_gib},
+                          {"device", device}, {"precision", precision}, {"peak_memory_gib", peak_gib}, {"packed", !padded},
                           {"threads", torch::get_num_threads()}, {"batch_size", batch_size}, {"steps", steps},
                           {"step_s", total / steps}, {"words_per_s", words / total}, {"bytes_per_s", bytes / total},
                           {"flops_per_s", flops / total}, {"matmul_flops_per_s", matmul},

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Training benchmark: words/s, text bytes/s and model FLOP/s of `tiny` and `ref-small` on
 # this machine's CPU, the step time split by part, and FLOP/s as a fraction of the
-# machine's own measured fp32 matmul rate. Targets (issue 4): waiting for data < 2% of the
-# step; ref-small at >= 25% of the matmul rate.
+# machine's own measured fp32 matmul rate, and the packed encoders and decoder against the padded
+# ones. Targets (issue 4): waiting for data < 2% of the step; ref-small at >= 25% of the matmul
+# rate; (issue 12) packed no slower than padded on the CPU, decoder padding under 5%.
 # Usage: scripts/bench-train.sh [STEPS, default 8]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,5 +28,11 @@ if r["config"] == "ref-small":
     print("            ref-small: %.1f%% of the matmul rate (target >= 25%%)" % (100 * r["fraction_of_matmul"]))
 '
 done
+# The packed (padding-free) encoders and decoder against the padded path they replaced.
+padded=$("$bin/ilt-bench" --examples demo.train.examples --train-config tiny --steps "$steps" --batch-size 16 --padded |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["step_s"])')
+packed=$("$bin/ilt-bench" --examples demo.train.examples --train-config tiny --steps "$steps" --batch-size 16 |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["step_s"])')
+/usr/bin/python3 -c "print('  tiny packed %.2f s/step, padded %.2f s/step: packed/padded %.2f (target <= 1: no slower on the CPU)' % ($packed, $padded, $packed / $padded))"
 loader=$("$bin/ilt-bench" --examples demo.train.examples --min-seconds 2 | /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["words_per_s"]))')
 echo "  loader: $loader words/s delivered as tensors (compare with the words/s above: target >= 20x)"

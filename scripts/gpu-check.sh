@@ -140,15 +140,24 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 print("\n%s; bf16 autocast; %s timed steps after 2 warm-up; batch %s x 128 words (demo corpus)\n" % (
     sys.argv[4], sys.argv[2], sys.argv[3]))
-print("| preset | params | ms/step | words/s | text bytes/s | TFLOP/s | of measured bf16 matmul | peak GiB | decoder padded | split (fwd: image/bytes/latent/decoder, backward, optimizer, data) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| preset | params | ms/step | words/s | text bytes/s | TFLOP/s | MFU (989 dense bf16) | of measured bf16 matmul | peak GiB | decoder padded | split (fwd: image/bytes/latent/decoder, backward, optimizer, data) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     s = r["split"]
-    print("| %s | %.1fM | %.1f | %.0f | %.0f | %.1f | %.1f%% (%.0f TFLOP/s) | %.2f | %.1f%% | %s |" % (
+    print("| %s | %.1fM | %.1f | %.0f | %.0f | %.1f | %.1f%% | %.1f%% (%.0f TFLOP/s) | %.2f | %.1f%% | %s |" % (
         r["config"], r["parameters"] / 1e6, 1000 * r["step_s"], r["words_per_s"], r["bytes_per_s"],
-        r["flops_per_s"] / 1e12, 100 * r["fraction_of_matmul"], r["matmul_flops_per_s"] / 1e12,
-        r["peak_memory_gib"], 100 * r["decoder_padded_fraction"],
+        r["flops_per_s"] / 1e12, 100 * r["flops_per_s"] / 989e12, 100 * r["fraction_of_matmul"],
+        r["matmul_flops_per_s"] / 1e12, r["peak_memory_gib"], 100 * r["decoder_padded_fraction"],
         " / ".join("%.0f%%" % (100 * s[k]) for k in ("image_encoder", "bytes_encoder", "latent", "decoder", "backward", "optimizer", "data_wait"))))
+# Against the reference on one H100 (bf16, micro-batch 32 x 128 words): words/s, and per
+# parameter (FLOP-normalised: the model FLOPs per word scale with the parameters).
+ref = {"ref-small": (31.4e3, 30.9e6, 94e3), "ref-tiny": (6.2e3, 13.0e6, 18.5e3)}
+for r in rows:
+    if r["config"] in ref:
+        wps, params, target = ref[r["config"]]
+        print("%s: %.0f words/s = %.2fx the reference's %.0f (target %.0f = 3x); per parameter %.2fx" % (
+            r["config"], r["words_per_s"], r["words_per_s"] / wps, wps, target,
+            r["words_per_s"] * r["parameters"] / (wps * params)))
 EOF
   say "benchmark took $((SECONDS - t)) s"
 fi

@@ -10,13 +10,16 @@ struct StackConfig {
   int layers = 0;
   int dim = 0;
   int heads = 1;
-  int ffn = 0;  // SwiGLU hidden width
+  int ffn = 0;                  // feed-forward hidden width
+  std::string mlp = "swiglu";   // "swiglu": down(silu(gate x) * up x); "gelu": down(gelu(up x))
 };
 
 // config.json's model "format_version" written today. A key a config leaves out takes the
 // default of the config's version, so a checkpoint keeps its behaviour when a later version
 // changes a default. Version 1: configs written before the key existed (same defaults as 2).
-inline constexpr int kModelFormatVersion = 2;
+// Version 3 added a stack's "mlp" (default "swiglu", as before): older ilt refuses such configs
+// instead of building a SwiGLU model for a GELU checkpoint.
+inline constexpr int kModelFormatVersion = 3;
 
 struct ModelConfig {
   int format_version = kModelFormatVersion;

@@ -73,14 +73,75 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return torch::matmul(torch::softmax(scores, -1), v);
 #endif
 }
+
+// Attention within each packed sequence: q, k, v [N, heads, Dh] -> [N, heads, Dh].
+torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const Varlen& vl) {
+  const int64_t H = q.size(1), Dh = q.size(2);
+#if ILT_TORCH_AT_LEAST(2, 4) && defined(ILT_TORCH_CUDA_VERSION)
+  // The flash kernel takes packed sequences as they are (half precision, head width <= 256).
+  if (q.is_cuda() && (q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf) && Dh % 8 == 0 &&
+      Dh <= 256 && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type())
+    return std::get<0>(at::_flash_attention_forward(q.contiguous(), k.contiguous(), v.contiguous(), vl.cu_seqlens,
+                                                    vl.cu_seqlens, vl.max_len, vl.max_len, 0.0, vl.causal, false));
+#endif
+  // Generic: each sequence in a row of its own, padded to the longest; padded keys are masked
+  // (or lie after every real query, when causal), padded queries are dropped.
+  const int64_t S = vl.sequences, Lm = vl.max_len;
+  auto pad = [&](const torch::Tensor& t) {
+    return torch::zeros({S * Lm, H, Dh}, t.options()).index_copy(0, vl.slot, t).view({S, Lm, H, Dh}).transpose(1, 2);
+  };
+  auto o = attention(pad(q), pad(k), pad(v), vl.causal ? torch::Tensor() : vl.key_valid, vl.causal);  // [S, H, Lm, Dh]
+  return o.transpose(1, 2).reshape({S * Lm, H, Dh}).index_select(0, vl.slot);
+}
 }  // namespace
+
+Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch::Device& device) {
+  Varlen v;
+  v.causal = causal;
+  v.sequences = int64_t(lengths.size());
+  for (int64_t l : lengths) {
+    v.tokens += l;
+    v.max_len = std::max(v.max_len, l);
+  }
+  std::vector<int32_t> cu(lengths.size() + 1, 0);
+  std::vector<int64_t> pos, seq, slot;
+  pos.reserve(size_t(v.tokens));
+  seq.reserve(size_t(v.tokens));
+  slot.reserve(size_t(v.tokens));
+  v.starts.reserve(lengths.size());
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    v.starts.push_back(int64_t(pos.size()));
+    for (int64_t p = 0; p < lengths[s]; ++p) {
+      pos.push_back(p);
+      seq.push_back(int64_t(s));
+      slot.push_back(int64_t(s) * v.max_len + p);
+    }
+    cu[s + 1] = int32_t(pos.size());
+  }
+  auto to_dev = [&](auto& vec, torch::Dtype t) {
+    return torch::from_blob(vec.data(), {int64_t(vec.size())}, t).clone().to(device);
+  };
+  v.cu_seqlens = to_dev(cu, torch::kInt);
+  v.positions = to_dev(pos, torch::kLong);
+  v.sequence = to_dev(seq, torch::kLong);
+  v.slot = to_dev(slot, torch::kLong);
+  if (!causal) {
+    std::vector<int64_t> len(lengths);
+    auto l = to_dev(len, torch::kLong);
+    v.key_valid = (torch::arange(v.max_len, l.options()).unsqueeze(0) < l.unsqueeze(1)).view({v.sequences, 1, 1, v.max_len});
+  }
+  return v;
+}
 
 BlockImpl::BlockImpl(const StackConfig& c) : heads(c.heads), ffn(c.ffn) {
   norm1 = register_module("norm1", RMSNorm(c.dim));
   norm2 = register_module("norm2", RMSNorm(c.dim));
   qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 3 * c.dim).bias(false)));
   proj = register_module("proj", torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.dim).bias(false)));
-  gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 2 * c.ffn).bias(false)));
+  if (c.mlp == "gelu")
+    up = register_module("up", torch::nn::Linear(torch::nn::LinearOptions(c.dim, c.ffn).bias(false)));
+  else
+    gate_up = register_module("gate_up", torch::nn::Linear(torch::nn::LinearOptions(c.dim, 2 * c.ffn).bias(false)));
   down = register_module("down", torch::nn::Linear(torch::nn::LinearOptions(c.ffn, c.dim).bias(false)));
 }
 
@@ -96,7 +157,20 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ma
     v = cache->v->narrow(2, 0, cache->used);
   }
   auto a = attention(q, k, v, mask, causal).transpose(1, 2).reshape({N, S, D});
-  auto y = x + dense(proj, a);
+  return mlp(x + dense(proj, a));
+}
+
+torch::Tensor BlockImpl::forward_varlen(const torch::Tensor& x, const Varlen& vl,
+                                        const std::pair<torch::Tensor, torch::Tensor>& rope) {
+  const int64_t N = x.size(0), D = x.size(1), Dh = D / heads;
+  auto h = dense(qkv, norm1(x)).view({N, 3, heads, Dh});  // [N, 3, heads, Dh]
+  auto q = apply_rotary(h.select(1, 0), rope), k = apply_rotary(h.select(1, 1), rope), v = h.select(1, 2);
+  auto a = varlen_attention(q, k, v, vl).reshape({N, D});
+  return mlp(x + dense(proj, a));
+}
+
+torch::Tensor BlockImpl::mlp(const torch::Tensor& y) {
+  if (up) return y + dense(down, F::gelu(dense(up, norm2(y))));
   auto gu = dense(gate_up, norm2(y)).chunk(2, -1);
   return y + dense(down, F::silu(gu[0]) * gu[1]);
 }
@@ -110,6 +184,12 @@ StackImpl::StackImpl(const StackConfig& c) : head_dim(c.dim / c.heads) {
 torch::Tensor StackImpl::forward(torch::Tensor x, const torch::Tensor& mask, bool causal, const torch::Tensor& positions) {
   auto rope = rotary(positions, head_dim, theta);
   for (const auto& b : *blocks) x = b->as<Block>()->forward(x, mask, causal, rope);
+  return norm(x);
+}
+
+torch::Tensor StackImpl::forward_varlen(torch::Tensor x, const Varlen& v) {
+  auto rope = rotary(v.positions, head_dim, theta);  // [N, 1, Dh / 2]
+  for (const auto& b : *blocks) x = b->as<Block>()->forward_varlen(x, v, rope);
   return norm(x);
 }
 
@@ -203,12 +283,39 @@ ImageEncoderImpl::ImageEncoderImpl(const ModelConfig& c) {
   }
 }
 
-torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts) {
+torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed) {
   const int64_t N = counts.size(0), D = patch_embed->weight.size(0);
   auto out = torch::zeros({N, D}, patch_embed->weight.options());
   // Ink = 1, paper = 0, so blank space contributes nothing to the patch projection.
   auto x = patch_embed(1.0 - patches.to(out.dtype()).flatten(1) / 255.0);  // [P, D]
-  auto cnt = counts.to(torch::kCPU);
+  auto cnt = counts.to(torch::kCPU).contiguous();
+  if (packed) {
+    // Every image one sequence of the packed batch: [CLS,] its patches, positions from 0.
+    const int64_t* c = cnt.data_ptr<int64_t>();
+    const bool with_cls = cls.defined();
+    std::vector<int64_t> lengths(c, c + N), order;
+    if (with_cls) {  // token order: image i's CLS (row i of the CLS block), then its patches (rows N + ...)
+      int64_t patch = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        ++lengths[size_t(i)];
+        order.push_back(i);
+        for (int64_t k = 0; k < c[i]; ++k) order.push_back(N + patch++);
+      }
+    }
+    Varlen v = make_varlen(lengths, false, x.device());
+    auto tokens = x;  // [P, D]: patches are already image after image
+    if (with_cls) {
+      auto idx = torch::from_blob(order.data(), {int64_t(order.size())}, torch::kLong).clone().to(x.device());
+      tokens = torch::cat({cls.view({1, D}).expand({N, D}).to(x.dtype()), x}).index_select(0, idx);
+    }
+    auto h = stack->forward_varlen(tokens, v);  // [tokens, D]
+    if (with_cls) {
+      auto first = torch::from_blob(v.starts.data(), {N}, torch::kLong).clone().to(x.device());
+      return torch::tanh(pool(h.index_select(0, first))).to(out.dtype());
+    }
+    auto sum = out.index_add(0, v.sequence, h.to(out.dtype()));
+    return sum / cnt.clamp_min(1).to(out.device(), out.scalar_type()).unsqueeze(1);
+  }
   auto starts = torch::cumsum(cnt, 0) - cnt;
   auto [widths, inverse] = at::_unique(cnt, true, true);
   for (int64_t w : std::vector<int64_t>(widths.data_ptr<int64_t>(), widths.data_ptr<int64_t>() + widths.numel())) {
@@ -243,11 +350,28 @@ torch::Tensor byte_lengths(const torch::Tensor& bytes) {
 constexpr int64_t kBuckets[] = {8, 16, 32, 64, 128, 256};
 }  // namespace
 
-torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes) {
+torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes, bool packed) {
   const int64_t N = bytes.size(0), D = embed->byte_table.size(1);
   auto len = byte_lengths(bytes);
-  auto len_cpu = len.to(torch::kCPU);
+  auto len_cpu = len.to(torch::kCPU).contiguous();
   auto out = torch::zeros({N, D}, embed->byte_table.options());
+  if (packed) {
+    // Every word's real bytes one sequence of the packed batch (no PAD computed).
+    std::vector<int64_t> lengths(len_cpu.data_ptr<int64_t>(), len_cpu.data_ptr<int64_t>() + N);
+    Varlen v = make_varlen(lengths, false, bytes.device());
+    auto src = v.sequence * bytes.size(1) + v.positions;                  // [tokens] into bytes [N * T]
+    auto h = stack->forward_varlen(embed(bytes.flatten().index_select(0, src)), v);  // [tokens, D]
+    if (bos_pooling) {
+      std::vector<int64_t> rows, first;
+      for (int64_t i = 0; i < N; ++i)
+        if (lengths[size_t(i)] > 0) rows.push_back(i), first.push_back(v.starts[size_t(i)]);
+      auto r = torch::from_blob(rows.data(), {int64_t(rows.size())}, torch::kLong).clone().to(bytes.device());
+      auto f = torch::from_blob(first.data(), {int64_t(first.size())}, torch::kLong).clone().to(bytes.device());
+      return out.index_copy(0, r, h.index_select(0, f).to(out.dtype()));
+    }
+    auto sum = out.index_add(0, v.sequence, h.to(out.dtype()));
+    return sum / len.clamp_min(1).to(out.scalar_type()).unsqueeze(1);
+  }
   int64_t lo = 0;
   for (int64_t hi : kBuckets) {
     auto members = ((len_cpu > lo) & (len_cpu <= hi)).nonzero().squeeze(1);
@@ -357,12 +481,12 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
   };
   if (config.has_image()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(image_encoder(b.image_patches, b.image_patch_counts), use_image, drop_image);
+    add(image_encoder(b.image_patches, b.image_patch_counts, o.packed), use_image, drop_image);
     lap(t, &Timing::image, t0, fuse->weight.device());
   }
   if (config.has_bytes()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(bytes_encoder(b.unique_word_bytes), use_bytes, drop_bytes);
+    add(bytes_encoder(b.unique_word_bytes, o.packed), use_bytes, drop_bytes);
     lap(t, &Timing::bytes, t0, fuse->weight.device());
   }
   auto x = dense(fuse, torch::cat(parts, 1)).view({B, L, -1});  // [B, L, Dl]
@@ -408,6 +532,75 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   }
   out.nats = torch::zeros({}, h.options().dtype(torch::kFloat));
   const int64_t T = b.decoder_input.size(2);
+  if (o.packed && !o.return_logits) {
+    decode_packed(h, real, lengths_cpu, b, o, &out, word_nats, word_correct, word_exact);
+  } else {
+    decode_bucketed(h, real, lengths, lengths_cpu, inputs, targets, T, o, &out, word_nats, word_correct, word_exact);
+  }
+  out.target_bytes = lengths_cpu.sum().item<int64_t>();
+  out.decoder_real = out.target_bytes;
+  out.word_nats = word_nats.view({B, L});
+  if (o.accuracy) {
+    out.word_correct = word_correct.view({B, L});
+    out.word_exact = word_exact.view({B, L});
+  }
+  out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
+  lap(t, &Timing::decoder, t0, fuse->weight.device());
+  return out;
+}
+
+// The bytes decoder over every labelled word packed into one varlen batch: word j is the
+// sequence [latent_j, BOS, label bytes] (target length + 1 tokens); outputs 1.. predict the targets.
+void ImageLatentTransformerImpl::decode_packed(const torch::Tensor& h, const torch::Tensor& real,
+                                               const torch::Tensor& lengths_cpu, const Batch& b, const ForwardOptions& o,
+                                               ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
+                                               torch::Tensor& word_exact) {
+  const int64_t M = h.size(0), T = b.decoder_input.size(2);
+  if (M == 0) return;
+  auto rows_cpu = real.to(torch::kCPU).contiguous();
+  auto len_cpu = lengths_cpu.contiguous();
+  const int64_t* rows = rows_cpu.data_ptr<int64_t>();
+  const int64_t* len = len_cpu.data_ptr<int64_t>();
+  std::vector<int64_t> seq_len, order, src, target_token, target_row;
+  int64_t byte = 0, token = 0;
+  for (int64_t j = 0; j < M; ++j) {
+    seq_len.push_back(len[j] + 1);
+    order.push_back(j);  // the latent slot: row j of h
+    ++token;
+    for (int64_t i = 0; i < len[j]; ++i, ++byte, ++token) {
+      order.push_back(M + byte);           // row M + byte of the embedded decoder inputs
+      src.push_back(rows[j] * T + i);      // decoder_input / decoder_target [B * L * T]
+      target_token.push_back(token);       // whose output predicts target i
+      target_row.push_back(rows[j]);
+    }
+  }
+  const torch::Device dev = h.device();
+  auto on_dev = [&](std::vector<int64_t>& v) {
+    return torch::from_blob(v.data(), {int64_t(v.size())}, torch::kLong).clone().to(dev);
+  };
+  auto src_t = on_dev(src), row_t = on_dev(target_row);
+  auto x = torch::cat({h, decoder_embed(b.decoder_input.flatten().index_select(0, src_t))}).index_select(0, on_dev(order));
+  Varlen v = make_varlen(seq_len, true, dev);
+  auto y = decoder->forward_varlen(x, v);                                // [tokens, Dd]
+  auto logits = byte_logits(y.index_select(0, on_dev(target_token))).to(torch::kFloat);  // [targets, 256]
+  auto tgt = b.decoder_target.flatten().index_select(0, src_t).to(torch::kLong);
+  auto ce = F::cross_entropy(logits, tgt, F::CrossEntropyFuncOptions().reduction(torch::kNone));  // [targets]
+  word_nats.index_add_(0, row_t, ce.to(word_nats.dtype()));
+  if (o.accuracy) {
+    word_correct.index_add_(0, row_t, (logits.argmax(-1) == tgt).to(torch::kLong));
+    word_exact.index_put_({real}, word_correct.index_select(0, real) == lengths_cpu.to(dev));
+  }
+  out->nats = out->nats + ce.sum();
+  out->decoder_slots += int64_t(src.size());
+}
+
+// The padded path: words bucketed by target length (4, 8, 16, T), each bucket padded to its
+// longest; the reference the packed path is tested against, and the path with logits.
+void ImageLatentTransformerImpl::decode_bucketed(const torch::Tensor& h, const torch::Tensor& real,
+                                                 const torch::Tensor& lengths, const torch::Tensor& lengths_cpu,
+                                                 const torch::Tensor& inputs, const torch::Tensor& targets, int64_t T,
+                                                 const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats,
+                                                 torch::Tensor& word_correct, torch::Tensor& word_exact) {
   int64_t lo = 0;
   for (int64_t hi : {4L, 8L, 16L, T}) {
     if (hi > T) hi = T;
@@ -436,20 +629,10 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
       word_correct.index_put_({real.index({m})}, count);
       word_exact.index_put_({real.index({m})}, count == len);
     }
-    out.nats = out.nats + ce.sum();
-    out.decoder_slots += x.size(0) * n;
-    if (o.return_logits) out.logits.push_back(logits);
+    out->nats = out->nats + ce.sum();
+    out->decoder_slots += x.size(0) * n;
+    if (o.return_logits) out->logits.push_back(logits);
   }
-  out.target_bytes = lengths_cpu.sum().item<int64_t>();
-  out.decoder_real = out.target_bytes;
-  out.word_nats = word_nats.view({B, L});
-  if (o.accuracy) {
-    out.word_correct = word_correct.view({B, L});
-    out.word_exact = word_exact.view({B, L});
-  }
-  out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
-  lap(t, &Timing::decoder, t0, fuse->weight.device());
-  return out;
 }
 
 namespace {
@@ -457,7 +640,8 @@ namespace {
 double stack_flops(const StackConfig& c, double tokens, double seq) {
   if (c.layers == 0) return 0;
   double d = c.dim, f = c.ffn;
-  double matmul = 2 * tokens * (3 * d * d + d * d + 3 * d * f);  // qkv, proj, gate+up, down
+  double mlp = (c.mlp == "gelu" ? 2 : 3) * d * f;                   // (gate+)up, down
+  double matmul = 2 * tokens * (3 * d * d + d * d + mlp);          // qkv, proj, MLP
   double attn = 2 * 2 * tokens * seq * d;                          // scores and weighted sum
   return c.layers * (matmul + attn);
 }

@@ -6,7 +6,7 @@
 //   latent           causal transformer over words (block-diagonal over
 //                    packed documents, bidirectional prefix blocks)      -> [B, L, Dl]
 //   bytes decoder    causal transformer over [latent_i, BOS, label bytes]
-//                    for every real word, bucketed by label length       -> logits [., 256]
+//                    for every labelled word, packed without padding     -> logits [., 256]
 //
 // Shapes: B examples, L words, T max word length, N distinct words in the batch,
 // M words with a label (B x L minus padding and prefix-block words), S a stack's sequence length.
@@ -55,7 +55,25 @@ struct CacheSlot {
   int64_t used;          // cache positions to attend over (max length after the call)
 };
 
-// Pre-norm block: x + attention(norm(x)), then x + SwiGLU(norm(x)).
+// Sequences of different lengths packed end to end, with no padding: tokens [N, D], sequence
+// s holding tokens cu_seqlens[s] .. cu_seqlens[s + 1] - 1. Built from lengths known on the
+// host. Attention runs per sequence: on CUDA in bf16/fp16, ATen's variable-length flash kernel
+// over the packed tokens; elsewhere (CPU, fp32, LibTorch 1.13) the generic path scatters q, k, v
+// into a padded [S, heads, max_len, Dh] layout for attention alone (every matmul before and after
+// it runs on the N real tokens) and gives the same numbers.
+struct Varlen {
+  torch::Tensor cu_seqlens;  // [S + 1] int32
+  torch::Tensor positions;   // [N] int64: position of each token within its sequence
+  torch::Tensor sequence;    // [N] int64: the sequence of each token
+  torch::Tensor slot;        // [N] int64: sequence * max_len + position (the generic path's layout)
+  torch::Tensor key_valid;   // [S, 1, 1, max_len] bool, non-causal generic path: real keys
+  std::vector<int64_t> starts;  // host: first token of each sequence
+  int64_t sequences = 0, tokens = 0, max_len = 0;
+  bool causal = false;
+};
+Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch::Device& device);
+
+// Pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)) (SwiGLU or GELU).
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const StackConfig& c);
   // x [N, S, D]. mask: bool [N, 1, S, S] (true = may attend) or undefined; causal: add the
@@ -63,8 +81,12 @@ struct BlockImpl : torch::nn::Module {
   // new keys and values are stored and the queries attend over the cache ([N, 1, S, used] mask).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask, bool causal,
                         const std::pair<torch::Tensor, torch::Tensor>& rope, CacheSlot* cache = nullptr);
+  // Packed tokens x [N, D] (rope from rotary(v.positions): [N, 1, Dh / 2]).
+  torch::Tensor forward_varlen(const torch::Tensor& x, const Varlen& v, const std::pair<torch::Tensor, torch::Tensor>& rope);
+  torch::Tensor mlp(const torch::Tensor& y);  // y + MLP(norm2(y))
   RMSNorm norm1{nullptr}, norm2{nullptr};
-  torch::nn::Linear qkv{nullptr}, proj{nullptr}, gate_up{nullptr}, down{nullptr};
+  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  torch::nn::Linear gate_up{nullptr}, up{nullptr}, down{nullptr};  // SwiGLU: gate_up; GELU: up
   int64_t heads, ffn;
 };
 TORCH_MODULE(Block);
@@ -73,6 +95,8 @@ TORCH_MODULE(Block);
 struct StackImpl : torch::nn::Module {
   explicit StackImpl(const StackConfig& c);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& mask, bool causal, const torch::Tensor& positions);
+  // Packed sequences: x [N, D] -> [N, D]; each token sees its own sequence only (causally if v.causal).
+  torch::Tensor forward_varlen(torch::Tensor x, const Varlen& v);
   // Causal, with a KV cache: appends the real positions of x [R, S, D] (valid [R, S] bool,
   // true for a prefix of each row; undefined = all) after each row's cached ones and returns
   // [R, S, D]. Equals forward() over the whole sequences at the new positions.
@@ -106,8 +130,9 @@ TORCH_MODULE(ByteEmbedding);
 // Pooling "mean" over the patches, or "cls": a learned token in front, tanh(pool(its state)).
 struct ImageEncoderImpl : torch::nn::Module {
   explicit ImageEncoderImpl(const ModelConfig& c);
-  // patches [P, H, Wp] uint8 (image after image), counts [N] -> [N, D]
-  torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts);
+  // patches [P, H, Wp] uint8 (image after image), counts [N] -> [N, D]. packed: every image's
+  // patches in one varlen sequence (Varlen); else one pass per distinct patch count.
+  torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed = true);
   torch::nn::Linear patch_embed{nullptr};
   Stack stack{nullptr};
   torch::Tensor cls;                     // [D], "cls" pooling only
@@ -119,7 +144,9 @@ TORCH_MODULE(ImageEncoder);
 // the state at BOS (position 0).
 struct BytesEncoderImpl : torch::nn::Module {
   explicit BytesEncoderImpl(const ModelConfig& c);
-  torch::Tensor forward(const torch::Tensor& bytes);  // [N, T] uint8 -> [N, D]
+  // [N, T] uint8 -> [N, D]. packed: the real bytes of every word in one varlen sequence;
+  // else words bucketed by length, each bucket padded to its longest.
+  torch::Tensor forward(const torch::Tensor& bytes, bool packed = true);
   ByteEmbedding embed{nullptr};
   Stack stack{nullptr};
   bool bos_pooling = false;
@@ -131,6 +158,9 @@ struct ForwardOptions {
   bool use_bytes = true;
   bool return_logits = false;  // keep per-word logits (tests, generation)
   bool accuracy = false;       // fill word_correct / word_exact (evaluation)
+  // Encoders and decoder over packed sequences (Varlen), no padding. false: the padded
+  // (bucketed) path, kept as the reference the packed one is tested against.
+  bool packed = true;
 };
 
 inline constexpr double kLn2 = 0.6931471805599453;  // nats -> bits
@@ -168,6 +198,16 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
   // Decoder states [..., Dd] -> byte logits [..., 256] (the head, or the tied embedding).
   torch::Tensor byte_logits(const torch::Tensor& y);
   ForwardOutput forward(const Batch& b, const ForwardOptions& o = {}, Timing* t = nullptr);
+  // The bytes decoder part of forward(): h [M, Dd] the decoder's first position of each
+  // labelled word (rows `real` of B x L, target lengths `lengths_cpu`); adds to out's nats and
+  // the per-word sums. Packed (varlen) or bucketed by length (the padded reference).
+  void decode_packed(const torch::Tensor& h, const torch::Tensor& real, const torch::Tensor& lengths_cpu, const Batch& b,
+                     const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
+                     torch::Tensor& word_exact);
+  void decode_bucketed(const torch::Tensor& h, const torch::Tensor& real, const torch::Tensor& lengths,
+                       const torch::Tensor& lengths_cpu, const torch::Tensor& inputs, const torch::Tensor& targets, int64_t T,
+                       const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
+                       torch::Tensor& word_exact);
 
   // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC).
   double forward_flops(const Batch& b) const;

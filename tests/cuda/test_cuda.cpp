@@ -33,13 +33,6 @@ torch::Device test_device() {
   return torch::Device(d && *d ? d : "cuda");
 }
 
-// The largest |a - b| relative to the largest |b| (tensors moved to the CPU, in fp32).
-double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
-  auto x = a.detach().to(torch::kCPU, torch::kFloat), y = b.detach().to(torch::kCPU, torch::kFloat);
-  double scale = std::max(y.abs().max().item<double>(), 1e-12);
-  return (x - y).abs().max().item<double>() / scale;
-}
-
 // A batch of ordinary text and one with a prefix block (which takes the masked path).
 Batch sample_batch(Words& w) {
   return w.batch_of_words({{split_words("the cat sat on the mat "), split_words("a b a b ")},
@@ -92,12 +85,10 @@ TEST_CASE("cuda: every preset's forward on the device equals the CPU forward") {
   set_tf32(false);  // full fp32 on both sides: the tolerance below is for reordered sums only
   Words w;
   Batch b = sample_batch(w);
-  for (const char* name : {"tiny", "base", "ref-tiny", "ref-small", "welt-tiny", "welt-small"}) {
+  for (const auto& name : preset_names()) {
     INFO("preset " << name);
     torch::manual_seed(3);
-    ModelConfig c = model_config(name);
-    c.max_word_length = int(Words::T);
-    ImageLatentTransformer m(c);
+    ImageLatentTransformer m(test_preset(name));
     m->eval();
     torch::NoGradGuard g;
     ForwardOptions o;
@@ -140,6 +131,46 @@ TEST_CASE("cuda: a bf16 training step's loss is finite and close to fp32's") {
     CHECK(p.grad().dtype() == torch::kFloat);
     CHECK(p.grad().device() == dev);
     CHECK(torch::isfinite(p.grad()).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: the packed path (the flash varlen kernel in bf16) equals the padded path") {
+  const torch::Device dev = test_device();
+  set_tf32(false);
+  Words w;
+  Batch b = to_device(sample_batch(w), dev);
+  for (const char* name : {"tiny", "ref-tiny", "ref-small", "welt-tiny"}) {
+    for (const char* precision : {"fp32", "bf16"}) {
+      INFO("preset " << name << ", " << precision);
+      torch::manual_seed(5);
+      ModelConfig c = test_preset(name);
+      c.modality_dropout = 0;
+      ImageLatentTransformer m(c);
+      m->to(dev);
+      m->train();
+      std::vector<double> loss;
+      std::vector<std::vector<torch::Tensor>> grads;
+      for (bool packed : {true, false}) {
+        m->zero_grad();
+        ForwardOptions o;
+        o.packed = packed;
+        ForwardOutput out;
+        {
+          Autocast autocast(precision, dev);
+          out = m->forward(b, o);
+        }
+        out.loss.backward();
+        loss.push_back(out.loss.item<double>());
+        grads.emplace_back();
+        for (const auto& p : m->parameters()) grads.back().push_back(p.grad().clone());
+      }
+      const bool bf16 = std::string(precision) == "bf16";
+      CHECK(std::abs(loss[0] - loss[1]) < (bf16 ? 1e-2 : 1e-5) * loss[1]);
+      for (size_t i = 0; i < grads[0].size(); ++i) {
+        CHECK(torch::isfinite(grads[0][i]).all().item<bool>());
+        CHECK(relative_difference(grads[0][i], grads[1][i]) < (bf16 ? 0.1 : 1e-4));
+      }
+    }
   }
 }
 

@@ -117,4 +117,22 @@ inline ModelConfig test_config(bool image = true, bool bytes = true) {
   return c;
 }
 
+// Every named preset, sized for the test batches (T = Words::T).
+inline const std::vector<std::string>& preset_names() {
+  static const std::vector<std::string> names = {"tiny", "base", "ref-tiny", "ref-small", "welt-tiny", "welt-small"};
+  return names;
+}
+inline ModelConfig test_preset(const std::string& name) {
+  ModelConfig c = model_config(name);
+  c.max_word_length = int(Words::T);
+  return c;
+}
+
+// The largest |a - b| relative to the largest |b| (on the CPU, in fp32).
+inline double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  auto x = a.detach().to(torch::kCPU, torch::kFloat), y = b.detach().to(torch::kCPU, torch::kFloat);
+  double scale = std::max(y.abs().max().item<double>(), 1e-12);
+  return (x - y).abs().max().item<double>() / scale;
+}
+
 }  // namespace ilt::test

@@ -145,4 +145,29 @@ TEST_CASE("model config: format_version, options and their errors") {
   CHECK(w.bit_bias_init == "zero");
   CHECK(w.tie_head);
   CHECK(w.latent.dim == model_config("ref-tiny").latent.dim);
+  // A stack's MLP: written, read back, absent = SwiGLU (configs before version 3), checked.
+  ModelConfig rs = model_config("ref-small");
+  CHECK(rs.latent.mlp == "gelu");
+  CHECK(to_json(rs).at("latent").at("mlp") == "gelu");
+  CHECK(model_config_from_json(to_json(rs)).latent.mlp == "gelu");
+  nlohmann::json no_mlp = to_json(rs);
+  no_mlp["latent"].erase("mlp");
+  CHECK(model_config_from_json(no_mlp, "old/config.json", 2).latent.mlp == "swiglu");
+  nlohmann::json bad_mlp = to_json(rs);
+  bad_mlp["latent"]["mlp"] = "relu";
+  CHECK(ILT_ERROR_OF(model_config_from_json(bad_mlp, "x.json")).find("key /latent/mlp: 'relu' is not one of swiglu, gelu") !=
+        std::string::npos);
+}
+
+TEST_CASE("model config: ref presets match the reference's parameter counts within 5%") {
+  auto params = [](const char* name) {
+    ImageLatentTransformer m(model_config(name));
+    int64_t n = 0;
+    for (const auto& p : m->parameters()) n += p.numel();
+    return double(n);
+  };
+  const double small = params("ref-small"), tiny = params("ref-tiny");
+  INFO("ref-small " << small << ", ref-tiny " << tiny);
+  CHECK(std::abs(small / 30.9e6 - 1) < 0.05);  // the reference's 30.9M (bytes only, GELU MLPs)
+  CHECK(std::abs(tiny / 13.0e6 - 1) < 0.05);   // and 13M (ViT image encoder)
 }
