@@ -11,10 +11,9 @@
 #include "common/io.h"
 #include "common/json_error.h"
 #include "model/safetensors.h"
+#include "train/optimizer.h"
 
 #include <map>
-#include <sstream>
-#include <type_traits>
 
 namespace ilt {
 
@@ -85,29 +84,12 @@ std::vector<std::pair<int64_t, std::string>> list_checkpoints(const std::string&
   return out;
 }
 
-namespace {
-// The optimizer's key for a parameter's state: the map's own key type decides (LibTorch 2.2 on
-// keys by TensorImpl pointer; before, by that pointer printed, as c10::guts::to_string did).
-template <typename Map>
-typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
-  using Key = typename Map::key_type;
-  if constexpr (std::is_same_v<Key, std::string>) {
-    std::ostringstream s;
-    s << static_cast<const void*>(p.unsafeGetTensorImpl());
-    return s.str();
-  } else {
-    return static_cast<Key>(p.unsafeGetTensorImpl());
-  }
-}
-}  // namespace
-
 void save_optimizer_state(const std::string& path, torch::optim::AdamW& optimizer, ImageLatentTransformer& model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  auto& state = optimizer.state();
   for (const auto& p : model->named_parameters(true)) {
-    auto it = state.find(state_key(state, p.value()));
-    if (it == state.end()) continue;
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    auto* found = adamw_state(optimizer, p.value());
+    if (!found) continue;
+    auto& st = *found;
     tensors.emplace_back("exp_avg/" + p.key(), st.exp_avg().to(torch::kCPU, torch::kFloat));
     tensors.emplace_back("exp_avg_sq/" + p.key(), st.exp_avg_sq().to(torch::kCPU, torch::kFloat));
     if (st.max_exp_avg_sq().defined())
@@ -123,7 +105,6 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
   if (meta["format"] != "ilt-adamw") fail("{}: not an ilt optimizer state (metadata format '{}')", path, meta["format"]);
   if (meta["format_version"] != "2")
     fail("{}: optimizer state format_version '{}' is not one this ilt reads (2)", path, meta["format_version"]);
-  auto& state = optimizer.state();
   size_t used = 0;
   for (const auto& p : model->named_parameters(true)) {
     auto take = [&](const std::string& kind, bool required) -> torch::Tensor {
@@ -151,7 +132,7 @@ void load_optimizer_state(const std::string& path, torch::optim::AdamW& optimize
       else if (set == 1) st->exp_avg_sq(t);
       else st->max_exp_avg_sq(t);
     }
-    state[state_key(state, p.value())] = std::move(st);
+    set_adamw_state(optimizer, p.value(), std::move(st));
   }
   if (used != tensors.size()) fail("{}: {} tensors name no parameter of this model", path, tensors.size() - used);
 }
@@ -177,11 +158,10 @@ void load_optimizer(const std::string& dir, int format_version, torch::optim::Ad
     fail("{}: not a valid optimizer state: {}", file, first_line(e.what_without_backtrace()));
   }
   // The archive restores tensors to the device they were saved from: move them to the model's.
-  auto& state = optimizer.state();
   for (const auto& p : model->parameters()) {
-    auto it = state.find(state_key(state, p));
-    if (it == state.end()) continue;
-    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    auto* found = adamw_state(optimizer, p);
+    if (!found) continue;
+    auto& st = *found;
     st.exp_avg(st.exp_avg().to(p.options()));
     st.exp_avg_sq(st.exp_avg_sq().to(p.options()));
     if (st.max_exp_avg_sq().defined()) st.max_exp_avg_sq(st.max_exp_avg_sq().to(p.options()));

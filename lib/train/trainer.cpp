@@ -19,6 +19,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/optimizer.h"
 
 
 namespace ilt {
@@ -418,6 +419,8 @@ int train(const TrainOptions& opt_in) {
     step = resume.step;
     elapsed_before = resume.elapsed;
   }
+  // Skips a non-finite step on the device; the trainer reads the outcome at sync points only.
+  SkippableAdamW stepper(optimizer);
   model->train();
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
@@ -499,6 +502,7 @@ int train(const TrainOptions& opt_in) {
     write_file_atomic(tmp.path() + "/config.json", config.dump(2) + "\n");
     save_safetensors(tmp.path() + "/model.safetensors", model_tensors(model),
                      {{"format", "ilt"}, {"step", std::to_string(at_step)}});
+    stepper.sync_state();
     save_optimizer_state(tmp.path() + "/optimizer.safetensors", optimizer, model);
     save_rng(tmp.path() + "/rng.pt");
     nlohmann::json st = {{"format_version", kTrainerFormatVersion},
@@ -530,6 +534,7 @@ int train(const TrainOptions& opt_in) {
   // SIGINT/SIGTERM (Ctrl-C, Slurm's preemption) end the run at the end of the step, with a
   // checkpoint; a second signal aborts at once.
   stop_gracefully_on_signals();
+  torch::Tensor first_bad = torch::full({}, -1, torch::dtype(torch::kLong).device(dev));  // first non-finite step
   while (step < o.max_steps) {
     auto t_step = Clock::now();
     double lr = learning_rate(o, step);
@@ -537,8 +542,10 @@ int train(const TrainOptions& opt_in) {
     optimizer.zero_grad();
     // The step's loss is the mean over all its target bytes, whatever micro-batch they are in:
     // each micro-batch's summed nats are backpropagated, the gradients divided once at the end
-    // (data-parallel ranks will add theirs before that division).
-    double nats = 0, label_bytes = 0, targets = 0;
+    // (data-parallel ranks will add theirs before that division). The loss, the gradient norm
+    // and whether the step was finite stay on the device until a sync point (below).
+    torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
+    double label_bytes = 0, targets = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
       auto t_wait = Clock::now();
       auto b = loader->next();
@@ -550,7 +557,7 @@ int train(const TrainOptions& opt_in) {
         out = model->forward(batch);
       }
       if (out.target_bytes > 0) out.nats.backward();  // a batch of prefix blocks only has none
-      nats += out.nats.item<double>();
+      nats = nats + out.nats.detach().to(torch::kFloat);
       targets += double(out.target_bytes);
       label_bytes += double(b->label_bytes);
       window_words += b->words;
@@ -562,22 +569,37 @@ int train(const TrainOptions& opt_in) {
       for (auto& p : model->parameters())
         if (p.grad().defined()) p.grad().div_(targets);
     }
-    double loss = nats / std::max(1.0, targets);
-    double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip);
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-      std::string last = kept.empty() ? std::string("none saved yet") : kept.back();
-      fmt::print(stderr, "{}ilt-train: error: step {}: non-finite {} ({}); stopping. Last good checkpoint: {}\n",
-                 tty ? "\n" : "", step + 1, std::isfinite(loss) ? "gradient norm" : "loss", std::isfinite(loss) ? grad_norm : loss, last);
-      status = 2;
-      break;
-    }
-    optimizer.step();
+    torch::Tensor grad_norm = clip_grad_norm(model->parameters(), o.clip);
+    // A non-finite loss or gradient norm skips the step on the device (weights and moments
+    // untouched); the first such step is remembered and reported at the next sync point.
+    auto found_inf = (nats.isfinite() & grad_norm.isfinite()).logical_not();
+    first_bad = torch::where(found_inf & first_bad.lt(0), torch::full_like(first_bad, step + 1), first_bad);
+    stepper.step(found_inf.to(torch::kFloat));
     ++step;
     window_time += since(t_step);
     double elapsed = elapsed_before + since(t_start);
-    if (step % o.log_every == 0 || step == o.max_steps) {
+    bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
+    const int stop_sig = stop_signal();
+    const bool log_now = step % o.log_every == 0 || step == o.max_steps;
+    const bool eval_now = validation && (step % o.eval_every == 0 || step == o.max_steps || out_of_time);
+    const bool save_now = step % o.save_every == 0 || step == o.max_steps || out_of_time || stop_sig;
+    if (log_now || eval_now || save_now) {  // a sync point: nothing is logged or saved after a bad step
+      const int64_t bad = first_bad.item<int64_t>();
+      if (bad >= 0) {
+        std::string last = kept.empty() ? std::string("none saved yet") : kept.back();
+        fmt::print(stderr,
+                   "{}ilt-train: error: step {}: non-finite loss or gradient norm (the step was skipped); stopping at "
+                   "step {}. Last good checkpoint: {}\n",
+                   tty ? "\n" : "", bad, step, last);
+        status = 2;
+        break;
+      }
+    }
+    if (log_now) {
+      const double loss = nats.item<double>() / std::max(1.0, targets);
       nlohmann::json m = {{"step", step}, {"split", "train"}, {"loss", loss},
-                          {"bpb", nats / kLn2 / std::max(1.0, label_bytes)}, {"lr", lr}, {"grad_norm", grad_norm},
+                          {"bpb", loss * targets / kLn2 / std::max(1.0, label_bytes)}, {"lr", lr},
+                          {"grad_norm", grad_norm.item<double>()},
                           {"words_per_s", window_words / window_time}, {"bytes_per_s", window_bytes / window_time},
                           {"flops_per_s", window_flops / window_time}, {"data_wait_fraction", window_wait / window_time},
                           {"elapsed", elapsed}};
@@ -593,15 +615,13 @@ int train(const TrainOptions& opt_in) {
       window_wait = window_time = window_flops = 0;
       window_words = window_bytes = 0;
     }
-    bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
-    const int stop_sig = stop_signal();
-    if (validation && (step % o.eval_every == 0 || step == o.max_steps || out_of_time)) {
+    if (eval_now) {
       auto r = evaluate(model, *validation, o.batch_size, o.eval_batches, dev);
       nlohmann::json m = {{"step", step}, {"split", "validation"}, {"loss", r.loss}, {"bpb", r.bpb}, {"elapsed", elapsed}};
       log_metrics(m);
       fmt::print(stderr, "{}step {} validation loss {:.4f} bpb {:.3f}\n", tty ? "\n" : "", step, r.loss, r.bpb);
     }
-    if (step % o.save_every == 0 || step == o.max_steps || out_of_time || stop_sig) save(step, elapsed);
+    if (save_now) save(step, elapsed);
     if (stop_sig) {
       fmt::print(stderr, "{}ilt-train: stopped by signal {} at step {}; checkpoint {}\n", tty ? "\n" : "", stop_sig, step,
                  o.output + "/" + step_dir_name(step));
