@@ -580,7 +580,8 @@ int train(const TrainOptions& opt_in) {
     double elapsed = elapsed_before + since(t_start);
     bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
     const int stop_sig = stop_signal();
-    const bool log_now = step % o.log_every == 0 || step == o.max_steps;
+    // The last step of a run is always logged, also one cut short by --max-minutes or a signal.
+    const bool log_now = step % o.log_every == 0 || step == o.max_steps || out_of_time || stop_sig;
     const bool eval_now = validation && (step % o.eval_every == 0 || step == o.max_steps || out_of_time);
     const bool save_now = step % o.save_every == 0 || step == o.max_steps || out_of_time || stop_sig;
     if (log_now || eval_now || save_now) {  // a sync point: nothing is logged or saved after a bad step

@@ -136,6 +136,13 @@ check "other seed, other weights" bash -c "! cmp -s full/step-0000008/model.safe
 check "safetensors readable with numpy" "$py" "$src/tests/train/check_safetensors.py" \
   full/step-0000008/model.safetensors full/step-0000008/config.json
 
+# A run cut short by --max-minutes logs its last step (plots need a training line) and saves it.
+"$bin/ilt-train" --train d.train.examples --output short --max-steps 50 --max-minutes 0.00001 --log-every 100 \
+  --batch-size 2 --threads 1 >/dev/null 2>short.err
+check "--max-minutes: stops early with a message" grep -q -- "--max-minutes reached at step 1" short.err
+check "--max-minutes: the last step is logged" grep -q '"split":"train","step":1' short/metrics.jsonl
+check "--max-minutes: the last step is saved" test -s short/step-0000001/model.safetensors
+
 # A diverging run stops with a clear message; the last good checkpoint stays intact.
 "$bin/ilt-train" --train d.train.examples --output nan --max-steps 6 --save-every 1 --batch-size 2 \
   --lr 1e35 --warmup 0 --clip 1e38 --threads 1 >out.txt 2>err.txt
