@@ -79,10 +79,13 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k, c
   const int64_t H = q.size(1), Dh = q.size(2);
 #if ILT_TORCH_AT_LEAST(2, 4) && defined(ILT_TORCH_CUDA_VERSION)
   // The flash kernel takes packed sequences as they are (half precision, head width <= 256).
-  if (q.is_cuda() && (q.scalar_type() == torch::kBFloat16 || q.scalar_type() == torch::kHalf) && Dh % 8 == 0 &&
-      Dh <= 256 && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type())
-    return std::get<0>(at::_flash_attention_forward(q.contiguous(), k.contiguous(), v.contiguous(), vl.cu_seqlens,
-                                                    vl.cu_seqlens, vl.max_len, vl.max_len, 0.0, vl.causal, false));
+  // Under autocast v comes from a bf16 matmul while the rotary tables made q and k fp32: they
+  // go to v's dtype, as autocast does for scaled_dot_product_attention.
+  const auto dt = v.scalar_type();
+  if (q.is_cuda() && (dt == torch::kBFloat16 || dt == torch::kHalf) && Dh % 8 == 0 && Dh <= 256)
+    return std::get<0>(at::_flash_attention_forward(q.to(dt).contiguous(), k.to(dt).contiguous(), v.contiguous(),
+                                                    vl.cu_seqlens, vl.cu_seqlens, vl.max_len, vl.max_len, 0.0,
+                                                    vl.causal, false));
 #endif
   // Generic: each sequence in a row of its own, padded to the longest; padded keys are masked
   // (or lie after every real query, when causal), padded queries are dropped.
