@@ -14,6 +14,7 @@
 #include "torch_catch.h"  // first after the above: see there
 #include "generate/generate.h"
 #include "model/model.h"
+#include "model/bf16_step_check.h"
 #include "model/model_helper.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
@@ -112,26 +113,7 @@ TEST_CASE("cuda: a bf16 training step's loss is finite and close to fp32's") {
   m->train();
   Words w;
   Batch b = to_device(sample_batch(w), dev);
-  torch::manual_seed(2);  // the same modality dropout draws in both passes
-  double fp32 = m->forward(b).loss.item<double>();
-  torch::manual_seed(2);
-  ForwardOutput out;
-  {
-    Autocast autocast("bf16", dev);
-    out = m->forward(b);
-  }
-  out.loss.backward();
-  double bf16 = out.loss.item<double>();
-  INFO("fp32 " << fp32 << " bf16 " << bf16);
-  CHECK(std::isfinite(bf16));
-  CHECK(std::abs(bf16 - fp32) < 0.02 * fp32);
-  CHECK(bf16 != fp32);  // autocast really ran in bf16
-  for (const auto& p : m->parameters()) {
-    REQUIRE(p.grad().defined());
-    CHECK(p.grad().dtype() == torch::kFloat);
-    CHECK(p.grad().device() == dev);
-    CHECK(torch::isfinite(p.grad()).all().item<bool>());
-  }
+  check_bf16_step(m, b, dev);
 }
 
 TEST_CASE("cuda: the packed path (the flash varlen kernel in bf16) equals the padded path") {

@@ -3,6 +3,7 @@
 #include "torch_catch.h"  // first: see there
 #include "model/model.h"
 #include "model/safetensors.h"
+#include "bf16_step_check.h"
 #include "model_helper.h"
 #include "train/checkpoint.h"
 
@@ -25,19 +26,7 @@ TEST_CASE("bf16: a training step's loss is finite and close to fp32's, gradients
   m->train();
   Words w;
   Batch b = w.batch({{"the cat sat on the mat", "x y"}, {"a b"}});
-  auto fp32 = m->forward(b).loss.item<double>();
-  ForwardOutput out = bf16_forward(m, b);
-  out.loss.backward();
-  double bf16 = out.loss.item<double>();
-  INFO("fp32 " << fp32 << " bf16 " << bf16);
-  CHECK(std::isfinite(bf16));
-  CHECK(std::abs(bf16 - fp32) < 0.02 * fp32);
-  CHECK(bf16 != fp32);  // autocast really ran in bf16
-  for (const auto& p : m->parameters()) {
-    REQUIRE(p.grad().defined());
-    CHECK(p.grad().dtype() == torch::kFloat);
-    CHECK(torch::isfinite(p.grad()).all().item<bool>());
-  }
+  check_bf16_step(m, b, torch::kCPU);
 }
 
 TEST_CASE("bf16: overfit on four tiny texts under autocast") {
