@@ -2,6 +2,7 @@
 // scripts/bench-*.sh). Prints one JSON object per measurement on stdout.
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -17,8 +18,10 @@
 #ifdef ILT_HAVE_TORCH
 #include "data/loader.h"
 #include "model/model.h"
+#include "train/optimizer.h"
 #ifdef ILT_TORCH_CUDA_VERSION
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 #endif
 
@@ -40,6 +43,18 @@ std::vector<std::string_view> lines_of(const std::string& text) {
   }
   return out;
 }
+#ifdef ILT_TORCH_CUDA_VERSION
+// Counts the host syncs LibTorch reports in CUDA's sync debug mode ("warn": each operation
+// that makes the host wait for the GPU warns once per call); other warnings pass through.
+// Counted on the calling thread (the forward pass, the optimizer, the copies).
+struct SyncCounter : c10::WarningHandler {
+  int64_t syncs = 0;
+  void process(const c10::Warning& w) override {
+    if (w.msg().find("synchroniz") != std::string::npos) ++syncs;
+    else c10::WarningHandler::process(w);
+  }
+};
+#endif
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,13 +99,45 @@ int main(int argc, char** argv) {
         if (cuda) torch::cuda::synchronize(dev.index());
       };
       torch::manual_seed(0);
-      DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
+      LoaderOptions lo{batch_size, 0, true, true, 4};
+      lo.pin_memory = cuda;  // as ilt-train: batches page-locked, copied without waiting
+      DataLoader dl({examples}, lo);
       ModelConfig mc = model_config(train_config);
       mc.max_word_length = int(dl.max_word_length());
       ImageLatentTransformer model(mc);
       model->to(dev);
       model->train();
       torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));
+      SkippableAdamW stepper(opt);  // the trainer's step: clipping and AdamW, a skip flag on the device
+      // One training step as ilt-train takes it (summed nats backpropagated, gradients divided
+      // by the target bytes, clipped, AdamW skipping a non-finite step on the device).
+      auto train_step = [&](const Batch& batch, Timing* tp, const std::function<void()>& boundary, double* t_backward,
+                            double* t_optim) {
+        opt.zero_grad();
+        ForwardOutput out;
+        {
+          Autocast autocast(precision, dev);
+          ForwardOptions fo;
+          fo.packed = !padded;
+          out = model->forward(batch, fo, tp);
+        }
+        boundary();
+        auto t2 = Clock::now();
+        if (out.target_bytes > 0) out.nats.backward();
+        boundary();
+        auto t3 = Clock::now();
+        {
+          torch::NoGradGuard no_grad;
+          for (auto& p : model->parameters())
+            if (p.grad().defined()) p.grad().div_(double(std::max<int64_t>(1, out.target_bytes)));
+        }
+        auto norm = clip_grad_norm(model->parameters(), 1.0);
+        stepper.step((out.nats.detach().isfinite() & norm.isfinite()).logical_not().to(torch::kFloat));
+        boundary();
+        if (t_backward) *t_backward += std::chrono::duration<double>(t3 - t2).count();
+        if (t_optim) *t_optim += seconds_since(t3);
+        return out;
+      };
       Timing t;
       t.sync = cuda;
       double wait = 0, backward = 0, optim = 0, flops = 0, total = 0;
@@ -103,26 +150,10 @@ int main(int argc, char** argv) {
         Batch batch = to_device(*b, dev);
         sync();
         auto t1 = Clock::now();
-        opt.zero_grad();
-        ForwardOutput out;
-        {
-          Autocast autocast(precision, dev);
-          ForwardOptions fo;
-          fo.packed = !padded;
-          out = model->forward(batch, fo, tp);
-        }
-        sync();
-        auto t2 = Clock::now();
-        out.loss.backward();
-        sync();
-        auto t3 = Clock::now();
-        opt.step();
-        sync();
+        ForwardOutput out = train_step(batch, tp, sync, timed ? &backward : nullptr, timed ? &optim : nullptr);
         auto t4 = Clock::now();
         if (!timed) continue;
         wait += std::chrono::duration<double>(t1 - t0).count();
-        backward += std::chrono::duration<double>(t3 - t2).count();
-        optim += std::chrono::duration<double>(t4 - t3).count();
         total += std::chrono::duration<double>(t4 - t0).count();
         flops += 3 * model->forward_flops(*b);
         words += b->words;
@@ -130,6 +161,25 @@ int main(int argc, char** argv) {
         slots += out.decoder_slots;
         real += out.decoder_real;
       }
+      // Host syncs per step, counted in CUDA's sync debug mode over steps run as the trainer runs
+      // them (no timing boundaries); the loss is read after them, as at a log step.
+      int64_t sync_steps = 0;
+      double syncs_per_step = 0;
+#ifdef ILT_TORCH_CUDA_VERSION
+      if (cuda) {
+        SyncCounter counter;
+        c10::WarningUtils::WarningHandlerGuard guard(&counter);
+        c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+        sync_steps = std::max(1, std::min(steps, 5));
+        for (int i = 0; i < sync_steps; ++i) {
+          auto b = dl.next();
+          train_step(to_device(*b, dev), nullptr, [] {}, nullptr, nullptr);
+        }
+        c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+        syncs_per_step = double(counter.syncs) / double(sync_steps);
+        sync();
+      }
+#endif
       // The machine's matmul rate: square fp32 matmuls of the model's width class.
       // On CUDA: 8192^3 in the run's precision (bf16, or fp32 with TF32), as a peak to compare with.
       const int64_t n = cuda ? 8192 : 1024;
@@ -161,6 +211,8 @@ int main(int argc, char** argv) {
                           {"flops_per_s", flops / total}, {"matmul_flops_per_s", matmul},
                           {"fraction_of_matmul", flops / total / matmul},
                           {"decoder_padded_fraction", slots ? 1.0 - double(real) / slots : 0.0},
+                          {"host_syncs_per_step", cuda ? nlohmann::json(syncs_per_step) : nlohmann::json()},
+                          {"sync_steps_counted", sync_steps},
                           {"split", {{"image_encoder", t.image / total}, {"bytes_encoder", t.bytes / total},
                                      {"latent", t.latent / total}, {"decoder", t.decoder / total},
                                      {"backward", backward / total}, {"optimizer", optim / total},

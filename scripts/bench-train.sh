@@ -5,8 +5,65 @@
 # ones. Targets (issue 4): waiting for data < 2% of the step; ref-small at >= 25% of the matmul
 # rate; (issue 12) packed no slower than padded on the CPU, decoder padding under 5%.
 # Usage: scripts/bench-train.sh [STEPS, default 8]
+#        scripts/bench-train.sh cuda [STEPS, default 20]: the same batches on a GPU in bf16 (build
+#        with --torch pypi): per preset words/s, text bytes/s, TFLOP/s and MFU (real tokens, against
+#        989 TFLOP/s, the H100/H200 dense bf16 peak), the step split by part, peak memory and host
+#        syncs per step (counted in CUDA's sync debug mode), with ratios to the reference's figures
+#        (issue 12). scripts/gpu-check.sh runs it with ILT_BENCH_BIN (a build), ILT_BENCH_EXAMPLES
+#        (an examples shard), ILT_BENCH_OUT, ILT_BENCH_DEVICE, ILT_BENCH_BATCH, ILT_BENCH_PRESETS.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ ${1:-} == cuda ]]; then
+  shift
+  steps=${1:-${ILT_BENCH_STEPS:-20}}
+  batch=${ILT_BENCH_BATCH:-32}
+  python=${ILT_BENCH_PYTHON:-python3}
+  if [[ -n ${ILT_BENCH_BIN:-} ]]; then  # a given build and shard (scripts/gpu-check.sh)
+    bin=$ILT_BENCH_BIN
+    examples=${ILT_BENCH_EXAMPLES:?ILT_BENCH_EXAMPLES: an examples shard}
+  else
+    ILT_TORCH=pypi source "$root/scripts/bench-common.sh" bench-train
+    demo_examples
+    examples=$PWD/demo.train.examples
+  fi
+  out=${ILT_BENCH_OUT:-$PWD}
+  : >"$out/bench.jsonl"
+  for preset in ${ILT_BENCH_PRESETS:-tiny ref-tiny ref-small base}; do
+    "$bin/ilt-bench" --examples "$examples" --train-config "$preset" --device "${ILT_BENCH_DEVICE:-cuda}" \
+      --precision bf16 --steps "$steps" --batch-size "$batch" >>"$out/bench.jsonl" 2>>"$out/bench.err" ||
+      { echo "bench-train: $preset failed (see $out/bench.err)" >&2; exit 1; }
+  done
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
+  "$python" - "$out/bench.jsonl" "$steps" "$batch" "${gpu:-${ILT_BENCH_DEVICE:-cuda}}" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("\n%s; bf16 autocast; %s timed steps after 2 warm-up; batch %s x 128 words (demo corpus)\n" % (
+    sys.argv[4], sys.argv[2], sys.argv[3]))
+print("| preset | params | ms/step | words/s | text bytes/s | TFLOP/s | MFU (989 dense bf16) | of measured bf16 matmul | peak GiB | decoder padded | host syncs/step | split (fwd: image/bytes/latent/decoder, backward, optimizer, data) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    s = r["split"]
+    syncs = r.get("host_syncs_per_step")
+    print("| %s | %.1fM | %.1f | %.0f | %.0f | %.1f | %.1f%% | %.1f%% (%.0f TFLOP/s) | %.2f | %.1f%% | %s | %s |" % (
+        r["config"], r["parameters"] / 1e6, 1000 * r["step_s"], r["words_per_s"], r["bytes_per_s"],
+        r["flops_per_s"] / 1e12, 100 * r["flops_per_s"] / 989e12, 100 * r["fraction_of_matmul"],
+        r["matmul_flops_per_s"] / 1e12, r["peak_memory_gib"], 100 * r["decoder_padded_fraction"], "-" if syncs is None else "%.1f" % syncs,
+        " / ".join("%.0f%%" % (100 * s[k]) for k in ("image_encoder", "bytes_encoder", "latent", "decoder", "backward", "optimizer", "data_wait"))))
+# Against the reference on one H100 (bf16, micro-batch 32 x 128 words): words/s, and per
+# parameter (FLOP-normalised: the model FLOPs per word scale with the parameters).
+ref = {"ref-small": (31.4e3, 30.9e6, 94e3), "ref-tiny": (6.2e3, 13.0e6, 18.5e3)}
+for r in rows:
+    if r["config"] in ref:
+        wps, params, target = ref[r["config"]]
+        print("%s: %.0f words/s = %.2fx the reference's %.0f (target %.0f = 3x); per parameter %.2fx" % (
+            r["config"], r["words_per_s"], r["words_per_s"] / wps, wps, target,
+            r["words_per_s"] * r["parameters"] / (wps * params)))
+for r in rows:
+    if r["config"] == "base":
+        print("base: %.1f%% MFU on real tokens against 989 TFLOP/s dense bf16 (target >= 35%%)" % (100 * r["flops_per_s"] / 989e12))
+EOF
+  exit 0
+fi
 steps=${1:-8}
 source "$root/scripts/bench-common.sh" bench-train
 demo_examples

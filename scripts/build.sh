@@ -10,7 +10,10 @@ extra=()
 if [[ $torch == pypi ]]; then
   prefix=$("$venv/bin/python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
     { echo "build: no torch in $venv: run scripts/install-deps.sh --torch pypi" >&2; exit 1; }
-  extra+=("-DCMAKE_PREFIX_PATH=$prefix")
+  # The torch root first: its lib/ then comes before the system's (Debian's libtorch-dev has
+  # libc10.so and libtorch.so too, of version 1.13).
+  # -U: a build directory configured before this fix keeps the system's paths in its cache.
+  extra+=("-DCMAKE_PREFIX_PATH=${prefix%/share/cmake};$prefix" -UTORCH_LIBRARY -Uc10_LIBRARY)
   # No GPU here to detect: the architectures CUDA code is compiled for (H100/H200: 9.0).
   export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 fi

@@ -68,7 +68,7 @@ if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then expor
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
 t=$SECONDS
-cmake -S . -B "$bd" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
+cmake -S . -B "$bd" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="${prefix%/share/cmake};$prefix" -UTORCH_LIBRARY -Uc10_LIBRARY \
   >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; say "configure failed"; exit 1; }
 grep -E "ilt: (LibTorch|skipped)" "$out/configure.log" | sed 's/^/  /'
 cmake --build "$bd" -j "$(nproc)" >"$out/build.log" 2>&1 || { grep -B2 -A12 -m3 "error" "$out/build.log"; say "build failed"; exit 1; }
@@ -126,39 +126,9 @@ EOF
 
   # ---- the benchmark table
   t=$SECONDS
-  steps=${ILT_GPU_STEPS:-20}
-  batch=${ILT_GPU_BATCH:-32}
-  : >"$out/bench.jsonl"
-  for preset in ${ILT_GPU_PRESETS:-tiny ref-tiny ref-small base}; do
-    $bd/ilt-bench --examples "$carry/demo.train.examples" --train-config "$preset" --device "$dev" \
-      --precision bf16 --steps "$steps" --batch-size "$batch" >>"$out/bench.jsonl" 2>>"$out/bench.err" ||
-      fail_part "bench $preset (see bench.err)"
-  done
-  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
-  "$python" - "$out/bench.jsonl" "$steps" "$batch" "${gpu:-GPU}" <<'EOF' | tee "$out/table.md"
-import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n%s; bf16 autocast; %s timed steps after 2 warm-up; batch %s x 128 words (demo corpus)\n" % (
-    sys.argv[4], sys.argv[2], sys.argv[3]))
-print("| preset | params | ms/step | words/s | text bytes/s | TFLOP/s | MFU (989 dense bf16) | of measured bf16 matmul | peak GiB | decoder padded | split (fwd: image/bytes/latent/decoder, backward, optimizer, data) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for r in rows:
-    s = r["split"]
-    print("| %s | %.1fM | %.1f | %.0f | %.0f | %.1f | %.1f%% | %.1f%% (%.0f TFLOP/s) | %.2f | %.1f%% | %s |" % (
-        r["config"], r["parameters"] / 1e6, 1000 * r["step_s"], r["words_per_s"], r["bytes_per_s"],
-        r["flops_per_s"] / 1e12, 100 * r["flops_per_s"] / 989e12, 100 * r["fraction_of_matmul"],
-        r["matmul_flops_per_s"] / 1e12, r["peak_memory_gib"], 100 * r["decoder_padded_fraction"],
-        " / ".join("%.0f%%" % (100 * s[k]) for k in ("image_encoder", "bytes_encoder", "latent", "decoder", "backward", "optimizer", "data_wait"))))
-# Against the reference on one H100 (bf16, micro-batch 32 x 128 words): words/s, and per
-# parameter (FLOP-normalised: the model FLOPs per word scale with the parameters).
-ref = {"ref-small": (31.4e3, 30.9e6, 94e3), "ref-tiny": (6.2e3, 13.0e6, 18.5e3)}
-for r in rows:
-    if r["config"] in ref:
-        wps, params, target = ref[r["config"]]
-        print("%s: %.0f words/s = %.2fx the reference's %.0f (target %.0f = 3x); per parameter %.2fx" % (
-            r["config"], r["words_per_s"], r["words_per_s"] / wps, wps, target,
-            r["words_per_s"] * r["parameters"] / (wps * params)))
-EOF
+  ILT_BENCH_BIN=$bd ILT_BENCH_EXAMPLES="$carry/demo.train.examples" ILT_BENCH_OUT="$out" ILT_BENCH_DEVICE="$dev" \
+    ILT_BENCH_STEPS=${ILT_GPU_STEPS:-20} ILT_BENCH_BATCH=${ILT_GPU_BATCH:-32} ILT_BENCH_PRESETS=${ILT_GPU_PRESETS:-} \
+    ILT_BENCH_PYTHON="$python" bash scripts/bench-train.sh cuda | tee "$out/table.md" || fail_part "bench (see bench.err)"
   say "benchmark took $((SECONDS - t)) s"
 fi
 

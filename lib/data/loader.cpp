@@ -116,7 +116,44 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
     for (int64_t p = 0; p < im->width / Wp; ++p, pp += H * Wp)
       for (int64_t y = 0; y < H; ++y) std::memcpy(pp + y * Wp, im->pixels.data() + y * im->width + p * Wp, size_t(Wp));
   }
+  out.layout = batch_layout(out);
   return out;
+}
+
+BatchLayout batch_layout(const Batch& b) {
+  BatchLayout lay;
+  auto cpu = [](const torch::Tensor& t, torch::Dtype d) { return t.to(torch::kCPU, d).contiguous(); };
+  auto counts = cpu(b.image_patch_counts, torch::kLong);
+  lay.patch_counts.assign(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
+  // Real length: last non-PAD byte + 1 (a NUL word, [BOS 0 EOS], keeps its 0).
+  auto bytes = cpu(b.unique_word_bytes, torch::kUInt8);
+  const int64_t N = bytes.size(0), T = bytes.size(1);
+  const uint8_t* u = bytes.data_ptr<uint8_t>();
+  for (int64_t n = 0; n < N; ++n) {
+    int64_t len = T;
+    while (len > 0 && u[n * T + len - 1] == kPad) --len;
+    lay.word_lengths.push_back(len);
+  }
+  auto tl = cpu(b.target_lengths, torch::kLong);
+  const int64_t* t = tl.data_ptr<int64_t>();
+  for (int64_t i = 0; i < tl.numel(); ++i)
+    if (t[i] > 0) {
+      lay.label_rows.push_back(i);
+      lay.label_lengths.push_back(t[i]);
+      lay.target_bytes += t[i];
+    }
+  auto doc = cpu(b.doc_ids, torch::kLong);
+  const int64_t rows = doc.size(0), L = doc.size(1);
+  const int64_t* d = doc.data_ptr<int64_t>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t l = 0; l < L; ++l) {
+      const int64_t id = d[r * L + l];
+      if (id < 0) continue;
+      if (l > 0 && d[r * L + l - 1] == id) ++lay.piece_lengths.back();
+      else lay.piece_lengths.push_back(1);
+    }
+  lay.filled = true;
+  return lay;
 }
 
 struct DataLoader::Impl {
@@ -201,6 +238,13 @@ struct DataLoader::Impl {
     return out;
   }
 
+  static void pin(Batch* b) {
+    for (torch::Tensor* t : {&b->word_bytes, &b->word_mask, &b->positions, &b->doc_ids, &b->prefix_ids,
+                             &b->decoder_input, &b->decoder_target, &b->target_lengths, &b->image_index,
+                             &b->image_patches, &b->image_patch_counts, &b->unique_word_bytes})
+      if (t->defined()) *t = t->pin_memory();
+  }
+
   // Batches from `state` on, in order; returns false when a finite pass is over.
   bool next_ids(LoaderState* st, std::vector<uint64_t>* ids, std::vector<uint64_t>* ord, uint64_t* ord_epoch) {
     ids->clear();
@@ -231,6 +275,7 @@ struct DataLoader::Impl {
         if (st.cursor >= index.size() && opt.infinite) epoch = st.epoch + 1;
         if (!next_ids(&st, &ids, &ord, &ord_epoch)) break;
         Batch b = build(ids);
+        if (opt.pin_memory) pin(&b);
         b.epoch = epoch;
         b.next_state = st;
         std::unique_lock<std::mutex> lock(mu);

@@ -21,6 +21,9 @@ struct LoaderOptions {
   bool shuffle = true;    // reshuffle each epoch (seeded); false: shard order
   bool infinite = true;   // false: one pass, the last batch may be smaller
   int prefetch = 4;       // batches built ahead of the consumer; 0: no thread, build() only
+  // Page-locked batches (CUDA training): the copy to the GPU then runs without the host
+  // waiting (a non-blocking transfer). Needs a LibTorch with CUDA and a GPU.
+  bool pin_memory = false;
 };
 
 // Where the loader is: the next batch starts at example `cursor` of epoch `epoch`'s order.
@@ -32,6 +35,19 @@ struct LoaderState {
     return {j.at("epoch").get<uint64_t>(), j.at("cursor").get<uint64_t>()};
   }
   bool operator==(const LoaderState& o) const { return epoch == o.epoch && cursor == o.cursor; }
+};
+
+// What the model's packed (varlen) layouts need to know about a batch, on the host: with it
+// the forward pass never reads a device tensor back (each read is a host sync on CUDA, the
+// GPU drained before the CPU can go on). Built with the batch, on the loader's thread.
+struct BatchLayout {
+  std::vector<int64_t> patch_counts;   // [N] patches of each distinct image
+  std::vector<int64_t> word_lengths;   // [N] real bytes of each bytes-encoder input (BOS + word + EOS)
+  std::vector<int64_t> label_rows;     // [M] flat index (row * L + word) of each word with a label
+  std::vector<int64_t> label_lengths;  // [M] its target bytes (label + EOS)
+  std::vector<int64_t> piece_lengths;  // words of each document piece, row after row
+  int64_t target_bytes = 0;            // sum of label_lengths
+  bool filled = false;
 };
 
 struct Batch {
@@ -57,7 +73,12 @@ struct Batch {
   uint64_t epoch = 0;            // epoch of the batch's first example
   LoaderState next_state;        // the loader's state after this batch
   std::vector<uint64_t> example_ids;  // global example indices, for tests and debugging
+  BatchLayout layout;            // host-side lengths and indices (stays on the CPU in to_device)
 };
+
+// The layout of a batch whose tensors are on the CPU (make_batch fills it; call it again
+// after changing a batch's tensors by hand).
+BatchLayout batch_layout(const Batch& b);
 
 struct WordImage;
 struct Example;

@@ -98,6 +98,16 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k, c
 }
 }  // namespace
 
+torch::Tensor host_to_device(const std::vector<int64_t>& values, const torch::Device& device) {
+  const int64_t n = int64_t(values.size());
+  if (!device.is_cuda()) return torch::from_blob(const_cast<int64_t*>(values.data()), {n}, torch::kLong).clone();
+  // Page-locked staging: the copy is queued behind the running kernels and the host goes on
+  // (LibTorch's host allocator keeps the buffer until the copy is done).
+  auto staged = torch::empty({n}, torch::dtype(torch::kLong).pinned_memory(true));
+  std::copy(values.begin(), values.end(), staged.data_ptr<int64_t>());
+  return staged.to(device, /*non_blocking=*/true);
+}
+
 Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch::Device& device) {
   Varlen v;
   v.causal = causal;
@@ -106,31 +116,30 @@ Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch
     v.tokens += l;
     v.max_len = std::max(v.max_len, l);
   }
-  std::vector<int32_t> cu(lengths.size() + 1, 0);
-  std::vector<int64_t> pos, seq, slot;
-  pos.reserve(size_t(v.tokens));
-  seq.reserve(size_t(v.tokens));
-  slot.reserve(size_t(v.tokens));
+  // One host buffer, one transfer: [cu_seqlens S + 1 | positions N | sequence N | slot N | lengths S].
+  const int64_t S = v.sequences, N = v.tokens;
+  std::vector<int64_t> host(size_t(2 * S + 1 + 3 * N));
+  int64_t *cu = host.data(), *pos = cu + S + 1, *seq = pos + N, *slot = seq + N, *len = slot + N;
   v.starts.reserve(lengths.size());
-  for (size_t s = 0; s < lengths.size(); ++s) {
-    v.starts.push_back(int64_t(pos.size()));
-    for (int64_t p = 0; p < lengths[s]; ++p) {
-      pos.push_back(p);
-      seq.push_back(int64_t(s));
-      slot.push_back(int64_t(s) * v.max_len + p);
+  int64_t t = 0;
+  cu[0] = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    v.starts.push_back(t);
+    len[s] = lengths[size_t(s)];
+    for (int64_t p = 0; p < len[s]; ++p, ++t) {
+      pos[t] = p;
+      seq[t] = s;
+      slot[t] = s * v.max_len + p;
     }
-    cu[s + 1] = int32_t(pos.size());
+    cu[s + 1] = t;
   }
-  auto to_dev = [&](auto& vec, torch::Dtype t) {
-    return torch::from_blob(vec.data(), {int64_t(vec.size())}, t).clone().to(device);
-  };
-  v.cu_seqlens = to_dev(cu, torch::kInt);
-  v.positions = to_dev(pos, torch::kLong);
-  v.sequence = to_dev(seq, torch::kLong);
-  v.slot = to_dev(slot, torch::kLong);
+  auto all = host_to_device(host, device);
+  v.cu_seqlens = all.narrow(0, 0, S + 1).to(torch::kInt);
+  v.positions = all.narrow(0, S + 1, N);
+  v.sequence = all.narrow(0, S + 1 + N, N);
+  v.slot = all.narrow(0, S + 1 + 2 * N, N);
   if (!causal) {
-    std::vector<int64_t> len(lengths);
-    auto l = to_dev(len, torch::kLong);
+    auto l = all.narrow(0, S + 1 + 3 * N, S);
     v.key_valid = (torch::arange(v.max_len, l.options()).unsqueeze(0) < l.unsqueeze(1)).view({v.sequences, 1, 1, v.max_len});
   }
   return v;
@@ -286,17 +295,23 @@ ImageEncoderImpl::ImageEncoderImpl(const ModelConfig& c) {
   }
 }
 
-torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed) {
+torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed,
+                                        const std::vector<int64_t>* host_counts) {
   const int64_t N = counts.size(0), D = patch_embed->weight.size(0);
   auto out = torch::zeros({N, D}, patch_embed->weight.options());
   // Ink = 1, paper = 0, so blank space contributes nothing to the patch projection.
   auto x = patch_embed(1.0 - patches.to(out.dtype()).flatten(1) / 255.0);  // [P, D]
-  auto cnt = counts.to(torch::kCPU).contiguous();
   if (packed) {
     // Every image one sequence of the packed batch: [CLS,] its patches, positions from 0.
-    const int64_t* c = cnt.data_ptr<int64_t>();
+    std::vector<int64_t> lengths, order;
+    if (host_counts) {
+      lengths = *host_counts;
+    } else {  // reads the device (a sync on CUDA): batches from make_batch carry the counts
+      auto cnt = counts.to(torch::kCPU, torch::kLong).contiguous();
+      lengths.assign(cnt.data_ptr<int64_t>(), cnt.data_ptr<int64_t>() + N);
+    }
+    const std::vector<int64_t> c = lengths;
     const bool with_cls = cls.defined();
-    std::vector<int64_t> lengths(c, c + N), order;
     if (with_cls) {  // token order: image i's CLS (row i of the CLS block), then its patches (rows N + ...)
       int64_t patch = 0;
       for (int64_t i = 0; i < N; ++i) {
@@ -308,17 +323,15 @@ torch::Tensor ImageEncoderImpl::forward(const torch::Tensor& patches, const torc
     Varlen v = make_varlen(lengths, false, x.device());
     auto tokens = x;  // [P, D]: patches are already image after image
     if (with_cls) {
-      auto idx = torch::from_blob(order.data(), {int64_t(order.size())}, torch::kLong).clone().to(x.device());
+      auto idx = host_to_device(order, x.device());
       tokens = torch::cat({cls.view({1, D}).expand({N, D}).to(x.dtype()), x}).index_select(0, idx);
     }
     auto h = stack->forward_varlen(tokens, v);  // [tokens, D]
-    if (with_cls) {
-      auto first = torch::from_blob(v.starts.data(), {N}, torch::kLong).clone().to(x.device());
-      return torch::tanh(pool(h.index_select(0, first))).to(out.dtype());
-    }
+    if (with_cls) return torch::tanh(pool(h.index_select(0, host_to_device(v.starts, x.device())))).to(out.dtype());
     auto sum = out.index_add(0, v.sequence, h.to(out.dtype()));
-    return sum / cnt.clamp_min(1).to(out.device(), out.scalar_type()).unsqueeze(1);
+    return sum / counts.clamp_min(1).to(out.scalar_type()).unsqueeze(1);
   }
+  auto cnt = counts.to(torch::kCPU).contiguous();
   auto starts = torch::cumsum(cnt, 0) - cnt;
   auto [widths, inverse] = at::_unique(cnt, true, true);
   for (int64_t w : std::vector<int64_t>(widths.data_ptr<int64_t>(), widths.data_ptr<int64_t>() + widths.numel())) {
@@ -353,14 +366,19 @@ torch::Tensor byte_lengths(const torch::Tensor& bytes) {
 constexpr int64_t kBuckets[] = {8, 16, 32, 64, 128, 256};
 }  // namespace
 
-torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes, bool packed) {
+torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes, bool packed, const std::vector<int64_t>* host_lengths) {
   const int64_t N = bytes.size(0), D = embed->byte_table.size(1);
   auto len = byte_lengths(bytes);
-  auto len_cpu = len.to(torch::kCPU).contiguous();
   auto out = torch::zeros({N, D}, embed->byte_table.options());
   if (packed) {
     // Every word's real bytes one sequence of the packed batch (no PAD computed).
-    std::vector<int64_t> lengths(len_cpu.data_ptr<int64_t>(), len_cpu.data_ptr<int64_t>() + N);
+    std::vector<int64_t> lengths;
+    if (host_lengths) {
+      lengths = *host_lengths;
+    } else {  // reads the device (a sync on CUDA): batches from make_batch carry the lengths
+      auto l = len.to(torch::kCPU).contiguous();
+      lengths.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + N);
+    }
     Varlen v = make_varlen(lengths, false, bytes.device());
     auto src = v.sequence * bytes.size(1) + v.positions;                  // [tokens] into bytes [N * T]
     auto h = stack->forward_varlen(embed(bytes.flatten().index_select(0, src)), v);  // [tokens, D]
@@ -368,13 +386,13 @@ torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes, bool packed)
       std::vector<int64_t> rows, first;
       for (int64_t i = 0; i < N; ++i)
         if (lengths[size_t(i)] > 0) rows.push_back(i), first.push_back(v.starts[size_t(i)]);
-      auto r = torch::from_blob(rows.data(), {int64_t(rows.size())}, torch::kLong).clone().to(bytes.device());
-      auto f = torch::from_blob(first.data(), {int64_t(first.size())}, torch::kLong).clone().to(bytes.device());
+      auto r = host_to_device(rows, bytes.device()), f = host_to_device(first, bytes.device());
       return out.index_copy(0, r, h.index_select(0, f).to(out.dtype()));
     }
     auto sum = out.index_add(0, v.sequence, h.to(out.dtype()));
     return sum / len.clamp_min(1).to(out.scalar_type()).unsqueeze(1);
   }
+  auto len_cpu = len.to(torch::kCPU).contiguous();
   int64_t lo = 0;
   for (int64_t hi : kBuckets) {
     auto members = ((len_cpu > lo) & (len_cpu <= hi)).nonzero().squeeze(1);
@@ -484,12 +502,14 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
   };
   if (config.has_image()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(image_encoder(b.image_patches, b.image_patch_counts, o.packed), use_image, drop_image);
+    add(image_encoder(b.image_patches, b.image_patch_counts, o.packed, b.layout.filled ? &b.layout.patch_counts : nullptr),
+        use_image, drop_image);
     lap(t, &Timing::image, t0, fuse->weight.device());
   }
   if (config.has_bytes()) {
     auto t0 = std::chrono::steady_clock::now();
-    add(bytes_encoder(b.unique_word_bytes, o.packed), use_bytes, drop_bytes);
+    add(bytes_encoder(b.unique_word_bytes, o.packed, b.layout.filled ? &b.layout.word_lengths : nullptr), use_bytes,
+        drop_bytes);
     lap(t, &Timing::bytes, t0, fuse->weight.device());
   }
   auto x = dense(fuse, torch::cat(parts, 1)).view({B, L, -1});  // [B, L, Dl]
@@ -521,12 +541,11 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   // Bytes decoder over the words that have a label (not padding, not inside a prefix block),
   // bucketed by target length so that work follows the real label lengths, not B x L x T.
   const int64_t B = out.latent.size(0), L = out.latent.size(1);
-  auto real = b.target_lengths.flatten().gt(0).nonzero().squeeze(1);  // [M]
-  auto h = to_decoder(out.latent.reshape({B * L, -1}).index({real}));  // [M, Dd]
-  auto lengths = b.target_lengths.flatten().index({real}).to(torch::kLong);  // [M]
-  auto inputs = b.decoder_input.reshape({B * L, -1}).index({real});
-  auto targets = b.decoder_target.reshape({B * L, -1}).index({real});
-  auto lengths_cpu = lengths.to(torch::kCPU);
+  BatchLayout computed;  // a batch not from make_batch: read from the device (a sync on CUDA)
+  const BatchLayout& lay = b.layout.filled ? b.layout : (computed = batch_layout(b));
+  const torch::Device dev = out.latent.device();
+  auto real = host_to_device(lay.label_rows, dev);                          // [M]
+  auto h = to_decoder(out.latent.reshape({B * L, -1}).index_select(0, real));  // [M, Dd]
   auto word_nats = torch::zeros({B * L}, h.options().dtype(torch::kFloat));  // fp32 sums, under autocast too
   torch::Tensor word_correct, word_exact;
   if (o.accuracy) {
@@ -536,11 +555,15 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   out.nats = torch::zeros({}, h.options().dtype(torch::kFloat));
   const int64_t T = b.decoder_input.size(2);
   if (o.packed && !o.return_logits) {
-    decode_packed(h, real, lengths_cpu, b, o, &out, word_nats, word_correct, word_exact);
+    decode_packed(h, real, lay, b, o, &out, word_nats, word_correct, word_exact);
   } else {
+    auto lengths = b.target_lengths.flatten().index_select(0, real).to(torch::kLong);  // [M]
+    auto inputs = b.decoder_input.reshape({B * L, -1}).index_select(0, real);
+    auto targets = b.decoder_target.reshape({B * L, -1}).index_select(0, real);
+    auto lengths_cpu = torch::tensor(lay.label_lengths, torch::kLong);
     decode_bucketed(h, real, lengths, lengths_cpu, inputs, targets, T, o, &out, word_nats, word_correct, word_exact);
   }
-  out.target_bytes = lengths_cpu.sum().item<int64_t>();
+  out.target_bytes = lay.target_bytes;
   out.decoder_real = out.target_bytes;
   out.word_nats = word_nats.view({B, L});
   if (o.accuracy) {
@@ -554,16 +577,14 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
 
 // The bytes decoder over every labelled word packed into one varlen batch: word j is the
 // sequence [latent_j, BOS, label bytes] (target length + 1 tokens); outputs 1.. predict the targets.
-void ImageLatentTransformerImpl::decode_packed(const torch::Tensor& h, const torch::Tensor& real,
-                                               const torch::Tensor& lengths_cpu, const Batch& b, const ForwardOptions& o,
-                                               ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
+void ImageLatentTransformerImpl::decode_packed(const torch::Tensor& h, const torch::Tensor& real, const BatchLayout& lay,
+                                               const Batch& b, const ForwardOptions& o, ForwardOutput* out,
+                                               torch::Tensor& word_nats, torch::Tensor& word_correct,
                                                torch::Tensor& word_exact) {
   const int64_t M = h.size(0), T = b.decoder_input.size(2);
   if (M == 0) return;
-  auto rows_cpu = real.to(torch::kCPU).contiguous();
-  auto len_cpu = lengths_cpu.contiguous();
-  const int64_t* rows = rows_cpu.data_ptr<int64_t>();
-  const int64_t* len = len_cpu.data_ptr<int64_t>();
+  const int64_t* rows = lay.label_rows.data();
+  const int64_t* len = lay.label_lengths.data();
   std::vector<int64_t> seq_len, order, src, target_token, target_row;
   int64_t byte = 0, token = 0;
   for (int64_t j = 0; j < M; ++j) {
@@ -578,9 +599,7 @@ void ImageLatentTransformerImpl::decode_packed(const torch::Tensor& h, const tor
     }
   }
   const torch::Device dev = h.device();
-  auto on_dev = [&](std::vector<int64_t>& v) {
-    return torch::from_blob(v.data(), {int64_t(v.size())}, torch::kLong).clone().to(dev);
-  };
+  auto on_dev = [&](const std::vector<int64_t>& v) { return host_to_device(v, dev); };
   auto src_t = on_dev(src), row_t = on_dev(target_row);
   auto x = torch::cat({h, decoder_embed(b.decoder_input.flatten().index_select(0, src_t))}).index_select(0, on_dev(order));
   Varlen v = make_varlen(seq_len, true, dev);
@@ -591,7 +610,7 @@ void ImageLatentTransformerImpl::decode_packed(const torch::Tensor& h, const tor
   word_nats.index_add_(0, row_t, ce.to(word_nats.dtype()));
   if (o.accuracy) {
     word_correct.index_add_(0, row_t, (logits.argmax(-1) == tgt).to(torch::kLong));
-    word_exact.index_put_({real}, word_correct.index_select(0, real) == lengths_cpu.to(dev));
+    word_exact.index_put_({real}, word_correct.index_select(0, real) == on_dev(lay.label_lengths));
   }
   out->nats = out->nats + ce.sum();
   out->decoder_slots += int64_t(src.size());
@@ -639,49 +658,43 @@ void ImageLatentTransformerImpl::decode_bucketed(const torch::Tensor& h, const t
 }
 
 namespace {
-// FLOPs of one stack over `tokens` tokens in sequences of length `seq`.
-double stack_flops(const StackConfig& c, double tokens, double seq) {
+// FLOPs of one stack over packed sequences of these lengths: matmuls on every token, attention
+// (scores and weighted sum) over each sequence's own token pairs, x2 per multiply-add. Counted on
+// real tokens only: the padding a path may compute is not useful work.
+double stack_flops(const StackConfig& c, const std::vector<int64_t>& lengths, int64_t extra = 0) {
   if (c.layers == 0) return 0;
+  double tokens = 0, pairs = 0;
+  for (int64_t l : lengths) {
+    const double n = double(l + extra);
+    tokens += n;
+    pairs += n * n;
+  }
   double d = c.dim, f = c.ffn;
-  double mlp = (c.mlp == "gelu" ? 2 : 3) * d * f;                   // (gate+)up, down
-  double matmul = 2 * tokens * (3 * d * d + d * d + mlp);          // qkv, proj, MLP
-  double attn = 2 * 2 * tokens * seq * d;                          // scores and weighted sum
+  double mlp = (c.mlp == "gelu" ? 2 : 3) * d * f;  // (gate+)up, down
+  double matmul = 2 * tokens * (3 * d * d + d * d + mlp);  // qkv, proj, MLP
+  double attn = 2 * 2 * pairs * d;
   return c.layers * (matmul + attn);
 }
 }  // namespace
 
 double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
   const ModelConfig& c = config;
+  BatchLayout computed;
+  const BatchLayout& lay = b.layout.filled ? b.layout : (computed = batch_layout(b));
   double flops = 0;
-  double n = double(b.image_patch_counts.size(0));
   if (c.has_image()) {
-    double patches = double(b.image_patches.size(0));
+    double patches = 0;
+    for (int64_t n : lay.patch_counts) patches += double(n);
     flops += 2 * patches * c.image_height * c.patch_width * c.image_encoder.dim;
-    flops += stack_flops(c.image_encoder, patches, patches / std::max(1.0, n));
+    flops += stack_flops(c.image_encoder, lay.patch_counts, c.image_pooling == "cls" ? 1 : 0);
   }
-  if (c.has_bytes()) {
-    // As computed: each length bucket trimmed to its longest word.
-    auto len = byte_lengths(b.unique_word_bytes).to(torch::kCPU);
-    int64_t lo = 0;
-    for (int64_t hi : kBuckets) {
-      auto in = (len > lo) & (len <= hi);
-      if (hi >= c.max_word_length) in = len > lo;
-      double count = in.sum().item<double>();
-      if (count > 0) {
-        double S = (len * in.to(torch::kLong)).max().item<double>();
-        flops += stack_flops(c.bytes_encoder, count * S, S);
-      }
-      lo = hi;
-      if (hi >= c.max_word_length) break;
-    }
-  }
-  double words = double(b.words), L = double(b.word_mask.size(1));
+  if (c.has_bytes()) flops += stack_flops(c.bytes_encoder, lay.word_lengths);
+  const double words = double(b.words);
   flops += 2 * words * (c.has_image() * c.image_encoder.dim + c.has_bytes() * c.bytes_encoder.dim) * c.latent.dim;
-  flops += stack_flops(c.latent, words, L);
-  double targets = b.target_lengths.sum().item<double>();
-  double labelled = double(b.labels);
+  flops += stack_flops(c.latent, lay.piece_lengths);
+  const double targets = double(lay.target_bytes), labelled = double(lay.label_lengths.size());
   flops += 2 * labelled * c.latent.dim * c.bytes_decoder.dim;
-  flops += stack_flops(c.bytes_decoder, targets + labelled, 8) + 2 * targets * c.bytes_decoder.dim * 256;
+  flops += stack_flops(c.bytes_decoder, lay.label_lengths, 1) + 2 * targets * c.bytes_decoder.dim * 256;
   return flops;
 }
 

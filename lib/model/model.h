@@ -73,6 +73,10 @@ struct Varlen {
 };
 Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch::Device& device);
 
+// Host values -> an int64 tensor on `device`. On CUDA through page-locked memory with a
+// non-blocking copy: the host does not wait for the GPU (no sync in the training step).
+torch::Tensor host_to_device(const std::vector<int64_t>& values, const torch::Device& device);
+
 // Pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)) (SwiGLU or GELU).
 struct BlockImpl : torch::nn::Module {
   explicit BlockImpl(const StackConfig& c);
@@ -132,7 +136,9 @@ struct ImageEncoderImpl : torch::nn::Module {
   explicit ImageEncoderImpl(const ModelConfig& c);
   // patches [P, H, Wp] uint8 (image after image), counts [N] -> [N, D]. packed: every image's
   // patches in one varlen sequence (Varlen); else one pass per distinct patch count.
-  torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed = true);
+  // host_counts: the counts on the host (Batch::layout); without, they are read from the device.
+  torch::Tensor forward(const torch::Tensor& patches, const torch::Tensor& counts, bool packed = true,
+                        const std::vector<int64_t>* host_counts = nullptr);
   torch::nn::Linear patch_embed{nullptr};
   Stack stack{nullptr};
   torch::Tensor cls;                     // [D], "cls" pooling only
@@ -146,7 +152,8 @@ struct BytesEncoderImpl : torch::nn::Module {
   explicit BytesEncoderImpl(const ModelConfig& c);
   // [N, T] uint8 -> [N, D]. packed: the real bytes of every word in one varlen sequence;
   // else words bucketed by length, each bucket padded to its longest.
-  torch::Tensor forward(const torch::Tensor& bytes, bool packed = true);
+  // host_lengths: each row's real length on the host (Batch::layout); without, read from the device.
+  torch::Tensor forward(const torch::Tensor& bytes, bool packed = true, const std::vector<int64_t>* host_lengths = nullptr);
   ByteEmbedding embed{nullptr};
   Stack stack{nullptr};
   bool bos_pooling = false;
@@ -199,9 +206,10 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
   torch::Tensor byte_logits(const torch::Tensor& y);
   ForwardOutput forward(const Batch& b, const ForwardOptions& o = {}, Timing* t = nullptr);
   // The bytes decoder part of forward(): h [M, Dd] the decoder's first position of each
-  // labelled word (rows `real` of B x L, target lengths `lengths_cpu`); adds to out's nats and
-  // the per-word sums. Packed (varlen) or bucketed by length (the padded reference).
-  void decode_packed(const torch::Tensor& h, const torch::Tensor& real, const torch::Tensor& lengths_cpu, const Batch& b,
+  // labelled word (rows `real` of B x L, on the host lay.label_rows, target lengths
+  // lay.label_lengths); adds to out's nats and the per-word sums. Packed (varlen) or bucketed by
+  // length (the padded reference).
+  void decode_packed(const torch::Tensor& h, const torch::Tensor& real, const BatchLayout& lay, const Batch& b,
                      const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
                      torch::Tensor& word_exact);
   void decode_bucketed(const torch::Tensor& h, const torch::Tensor& real, const torch::Tensor& lengths,

@@ -68,27 +68,50 @@ struct EvalResult {
 };
 
 // Validation over the first max_batches batches (0: all), in shard order. The loader was
-// opened (and every shard checked) at start-up; batches are built here, without its thread.
-EvalResult evaluate(ImageLatentTransformer& model, const DataLoader& dl, size_t batch_size, int64_t max_batches,
+// opened (and every shard checked) at start-up. A bounded validation (max_batches > 0) keeps
+// its batches after the first evaluation (they are the same every time); the summed loss
+// stays on the device until the end (one sync per evaluation, not one per batch).
+struct Validation {
+  std::unique_ptr<DataLoader> loader;
+  std::vector<Batch> cached;
+};
+
+EvalResult evaluate(ImageLatentTransformer& model, Validation& val, size_t batch_size, int64_t max_batches,
                     const torch::Device& dev) {
   torch::NoGradGuard no_grad;
   model->eval();
-  double nats = 0, targets = 0, label_bytes = 0;
+  torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
+  double targets = 0, label_bytes = 0;
+  const DataLoader& dl = *val.loader;
   const uint64_t n = dl.num_examples();
+  const bool keep = max_batches > 0 && val.cached.empty();
   std::vector<uint64_t> ids;
   for (int64_t i = 0; max_batches <= 0 || i < max_batches; ++i) {
-    uint64_t first = uint64_t(i) * batch_size;
-    if (first >= n) break;
-    ids.clear();
-    for (uint64_t k = first; k < std::min<uint64_t>(n, first + batch_size); ++k) ids.push_back(k);
-    Batch b = dl.build(ids);
-    auto out = model->forward(to_device(b, dev));
-    nats += out.nats.item<double>();
+    const Batch* b = nullptr;
+    Batch built;
+    if (max_batches > 0 && size_t(i) < val.cached.size()) {
+      b = &val.cached[size_t(i)];
+    } else {
+      uint64_t first = uint64_t(i) * batch_size;
+      if (first >= n) break;
+      ids.clear();
+      for (uint64_t k = first; k < std::min<uint64_t>(n, first + batch_size); ++k) ids.push_back(k);
+      built = dl.build(ids);
+      if (keep) {
+        val.cached.push_back(std::move(built));
+        b = &val.cached.back();
+      } else {
+        b = &built;
+      }
+    }
+    auto out = model->forward(to_device(*b, dev));
+    nats += out.nats.detach().to(torch::kFloat);
     targets += double(out.target_bytes);
-    label_bytes += double(b.label_bytes);
+    label_bytes += double(b->label_bytes);
   }
   model->train();
-  return {nats / std::max(1.0, targets), nats / kLn2 / std::max(1.0, label_bytes), targets};
+  const double total = nats.item<double>();
+  return {total / std::max(1.0, targets), total / kLn2 / std::max(1.0, label_bytes), targets};
 }
 
 // LibTorch's own messages end in a C++ stack trace: keep the first line.
@@ -350,7 +373,8 @@ int train(const TrainOptions& opt_in) {
   check_precision(o.precision, dev);
   if (dev.is_cuda()) set_tf32(o.tf32);
 
-  const LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
+  LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
+  train_loading.pin_memory = dev.is_cuda();  // batches copied to the GPU without the host waiting
   auto loader = std::make_unique<DataLoader>(o.train, train_loading, restart_data ? LoaderState{} : resume.loader);
   if (!o.resume.empty() && !restart_data) {
     // Same files, other contents (re-packed)? The saved position would mean other examples.
@@ -365,13 +389,14 @@ int train(const TrainOptions& opt_in) {
     }
   }
   const nlohmann::json& data_meta = loader->meta();
-  std::unique_ptr<DataLoader> validation;
+  std::unique_ptr<Validation> validation;
   if (!o.validation.empty()) {
-    validation = std::make_unique<DataLoader>(o.validation, LoaderOptions{o.batch_size, 0, false, false, 0});
-    if (validation->max_word_length() != loader->max_word_length())
+    validation = std::make_unique<Validation>();
+    validation->loader = std::make_unique<DataLoader>(o.validation, LoaderOptions{o.batch_size, 0, false, false, 0});
+    if (validation->loader->max_word_length() != loader->max_word_length())
       fail("{}: packed with max word length {}, the training data ({}) with {}", o.validation[0],
-           validation->max_word_length(), o.train[0], loader->max_word_length());
-    if (validation->meta().value("render", nlohmann::json()) != data_meta.value("render", nlohmann::json()))
+           validation->loader->max_word_length(), o.train[0], loader->max_word_length());
+    if (validation->loader->meta().value("render", nlohmann::json()) != data_meta.value("render", nlohmann::json()))
       fail("{}: its images were rendered with other settings than the training data's ({})", o.validation[0],
            o.train[0]);
   }

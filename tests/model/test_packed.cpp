@@ -90,3 +90,67 @@ TEST_CASE("packed: a change to one word's bytes changes nothing of the other wor
   CHECK(relative_difference(ea[row(a, 2)], eb[row(b, 2)]) > 1e-3);
   CHECK(relative_difference(ia[row(a, 2)], ib[row(b, 2)]) > 1e-3);
 }
+
+// The host-side layout make_batch fills (what lets the forward pass run without reading the
+// device) against the batch's tensors, and a forward pass without it (read from the tensors).
+TEST_CASE("packed: the batch's host layout matches its tensors; the forward pass is the same without it") {
+  torch::set_num_threads(2);
+  Words w;
+  Batch b = mixed_batch(w);
+  const BatchLayout& lay = b.layout;
+  REQUIRE(lay.filled);
+  // Labelled words: every row * L + word with target length > 0, in order.
+  auto tl = b.target_lengths.flatten().to(torch::kLong);
+  std::vector<int64_t> rows, lengths;
+  for (int64_t i = 0; i < tl.numel(); ++i)
+    if (tl[i].item<int64_t>() > 0) rows.push_back(i), lengths.push_back(tl[i].item<int64_t>());
+  CHECK(lay.label_rows == rows);
+  CHECK(lay.label_lengths == lengths);
+  CHECK(lay.target_bytes == tl.sum().item<int64_t>());
+  // Bytes-encoder lengths: BOS + word + EOS, the NUL word's 0 included.
+  REQUIRE(lay.word_lengths.size() == size_t(b.unique_word_bytes.size(0)));
+  for (size_t n = 0; n < lay.word_lengths.size(); ++n) {
+    auto row = b.unique_word_bytes[int64_t(n)];
+    int64_t eos = -1;
+    for (int64_t t = 0; t < row.size(0); ++t)
+      if (row[t].item<uint8_t>() == kEos) eos = t;
+    CHECK(lay.word_lengths[n] == eos + 1);
+  }
+  CHECK(lay.patch_counts.size() == size_t(b.image_patch_counts.size(0)));
+  // Document pieces: the first row holds two documents, the others one each.
+  REQUIRE(lay.piece_lengths.size() == 4);
+  int64_t words = 0;
+  for (int64_t n : lay.piece_lengths) words += n;
+  CHECK(words == b.words);
+
+  torch::manual_seed(5);
+  ModelConfig c = test_config();
+  ImageLatentTransformer m(c);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  auto with = m->forward(b);
+  Batch bare = b;
+  bare.layout = BatchLayout{};  // not filled: the model reads the tensors
+  auto without = m->forward(bare);
+  CHECK(with.nats.item<double>() == without.nats.item<double>());
+  CHECK(m->forward_flops(b) == m->forward_flops(bare));
+}
+
+// Model FLOPs count real tokens only: two batches' FLOPs add up to those of the batch holding
+// both (less the one word they share, BOS, encoded once there), whatever padding the longer
+// row gives the shorter one.
+TEST_CASE("packed: forward FLOPs count real tokens, not padding") {
+  Words w;
+  Batch x = w.batch({{"a bb ccc dddd eeeee ffffff ggggggg hhhhhhhhhhhhhh"}});
+  Batch y = w.batch({{"q r"}});
+  Batch xy = w.batch({{"a bb ccc dddd eeeee ffffff ggggggg hhhhhhhhhhhhhh"}, {"q r"}});
+  ModelConfig c = test_config(/*image=*/false, /*bytes=*/true);
+  ImageLatentTransformer m(c);
+  // BOS's bytes-encoder input is [BOS, \x02, EOS]: 3 tokens through the one-layer encoder.
+  const double d = c.bytes_encoder.dim, f = c.bytes_encoder.ffn;
+  const double bos = c.bytes_encoder.layers * (2 * 3 * (4 * d * d + 3 * d * f) + 2 * 2 * 9 * d);
+  const double sum = m->forward_flops(x) + m->forward_flops(y) - bos;
+  INFO("x " << m->forward_flops(x) << " y " << m->forward_flops(y) << " xy " << m->forward_flops(xy));
+  CHECK(std::abs(m->forward_flops(xy) - sum) < 1e-9 * sum);
+  CHECK(m->forward_flops(x) > m->forward_flops(y));
+}
