@@ -3,6 +3,7 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
+#include "dist/launch.h"
 #include "model/torch_version.h"
 #include "train/trainer.h"
 
@@ -23,7 +24,14 @@ int main(int argc, char** argv) {
       "past the checkpoint's step (the schedule then spans the new length, so the learning rate\n"
       "moves at once). Into the checkpoint's own DIR, metrics.jsonl is cut back to its step and\n"
       "later checkpoints are renamed step-N.abandoned; into another (new) DIR, the history up to\n"
-      "the checkpoint is copied there.\n\n"
+      "the checkpoint is copied there. --resume auto: DIR's latest checkpoint if it has one,\n"
+      "else a new run (for Slurm requeues and torchrun restarts).\n\n"
+      "Data parallelism: one process per device, each taking its part of every batch\n"
+      "(--batch-size is the global batch: the result does not depend on the number of ranks).\n"
+      "Ranks come from torchrun (torchrun --nproc-per-node 2 --no-python ilt-train ...), from\n"
+      "Slurm (srun, one task per device), or --nproc-per-node N on one machine. Gradients are\n"
+      "summed over c10d (Gloo on the CPU, NCCL on GPUs); rank 0 writes the run directory.\n"
+      "docs/distributed.md has the details and an sbatch example.\n\n"
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
   one_line_errors(app, "ilt-train");
@@ -62,9 +70,20 @@ int main(int argc, char** argv) {
   app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  int nproc = 0;
+  app.add_option("--nproc-per-node", nproc, "Start N ranks on this machine (data parallelism without torchrun)")
+      ->check(Integer(1, 1024));
+  app.add_option("--dist-timeout", o.dist_timeout,
+                 "Seconds a rank waits for the others (joining, each collective) before stopping with an error")
+      ->capture_default_str()
+      ->check(Number(1));
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "On CUDA, fp32 matmuls at full fp32 precision (default: TF32, ~8x faster)");
   CLI11_PARSE(app, argc, argv);
+  if (nproc > 0)
+    return run_tool("ilt-train", [&] {
+      return launch_local(nproc, without_option(std::vector<std::string>(argv, argv + argc), "--nproc-per-node"));
+    });
   o.tf32 = !no_tf32;
   for (const CLI::Option* opt : app.get_options())
     if (opt->count() > 0)

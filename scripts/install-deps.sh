@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/torch-choice.sh"
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libcli11-dev libfmt-dev libzstd-dev libpng-dev nlohmann-json3-dev catch2
+  libcli11-dev libfmt-dev libzstd-dev libpng-dev nlohmann-json3-dev catch2 libgloo-dev
   libicu-dev libpango1.0-dev libcairo2-dev
   fonts-noto-core fonts-droid-fallback fonts-nanum fonts-symbola
   python3 python3-zstandard python3-numpy python3-matplotlib

@@ -274,6 +274,10 @@ struct DataLoader::Impl {
         uint64_t epoch = st.epoch;
         if (st.cursor >= index.size() && opt.infinite) epoch = st.epoch + 1;
         if (!next_ids(&st, &ids, &ord, &ord_epoch)) break;
+        if (opt.parts > 1) {  // this rank's part of the global batch
+          const size_t n = ids.size(), lo = opt.part * n / opt.parts, hi = (opt.part + 1) * n / opt.parts;
+          ids = std::vector<uint64_t>(ids.begin() + long(lo), ids.begin() + long(hi));
+        }
         Batch b = build(ids);
         if (opt.pin_memory) pin(&b);
         b.epoch = epoch;
@@ -299,6 +303,10 @@ DataLoader::DataLoader(const std::vector<std::string>& paths, LoaderOptions opti
   Impl& m = *impl_;
   m.opt = options;
   if (m.opt.batch_size == 0) fail("batch size must be at least 1");
+  if (m.opt.parts == 0 || m.opt.part >= m.opt.parts) fail("loader part {} of {}: out of range", m.opt.part, m.opt.parts);
+  if (m.opt.parts > 1 && m.opt.batch_size < m.opt.parts)
+    fail("batch size {} is smaller than the {} ranks sharing it: each rank needs at least one example", m.opt.batch_size,
+         m.opt.parts);
   if (paths.empty()) fail("no examples shards given");
   for (size_t i = 0; i < paths.size(); ++i) m.load(paths[i], i == 0);
   if (start.cursor > m.index.size()) fail("loader state cursor {} past the {} examples", start.cursor, m.index.size());

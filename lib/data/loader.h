@@ -24,6 +24,10 @@ struct LoaderOptions {
   // Page-locked batches (CUDA training): the copy to the GPU then runs without the host
   // waiting (a non-blocking transfer). Needs a LibTorch with CUDA and a GPU.
   bool pin_memory = false;
+  // Data parallelism: every rank walks the same global order of batch_size examples and builds
+  // only its part of each batch (examples [part * B / parts, (part + 1) * B / parts)), so the
+  // order, the state and a resume do not depend on how many ranks share the batch.
+  size_t part = 0, parts = 1;
 };
 
 // Where the loader is: the next batch starts at example `cursor` of epoch `epoch`'s order.

@@ -16,6 +16,7 @@
 #include "common/json_diff.h"
 #include "common/json_error.h"
 #include "data/loader.h"
+#include "dist/data_parallel.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
@@ -77,7 +78,7 @@ struct Validation {
 };
 
 EvalResult evaluate(ImageLatentTransformer& model, Validation& val, size_t batch_size, int64_t max_batches,
-                    const torch::Device& dev) {
+                    const torch::Device& dev, DataParallel& dp) {
   torch::NoGradGuard no_grad;
   model->eval();
   torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
@@ -86,11 +87,12 @@ EvalResult evaluate(ImageLatentTransformer& model, Validation& val, size_t batch
   const uint64_t n = dl.num_examples();
   const bool keep = max_batches > 0 && val.cached.empty();
   std::vector<uint64_t> ids;
-  for (int64_t i = 0; max_batches <= 0 || i < max_batches; ++i) {
+  size_t mine = 0;  // this rank's batches so far: batch i is rank (i mod world)'s
+  for (int64_t i = dp.rank(); max_batches <= 0 || i < max_batches; i += dp.world(), ++mine) {
     const Batch* b = nullptr;
     Batch built;
-    if (max_batches > 0 && size_t(i) < val.cached.size()) {
-      b = &val.cached[size_t(i)];
+    if (max_batches > 0 && mine < val.cached.size()) {
+      b = &val.cached[mine];
     } else {
       uint64_t first = uint64_t(i) * batch_size;
       if (first >= n) break;
@@ -110,15 +112,30 @@ EvalResult evaluate(ImageLatentTransformer& model, Validation& val, size_t batch
     label_bytes += double(b->label_bytes);
   }
   model->train();
-  const double total = nats.item<double>();
+  auto sums = torch::tensor({nats.item<double>(), targets, label_bytes}, torch::kDouble);
+  dp.allreduce(sums);  // every rank's batches (Gloo: host values)
+  const double total = sums[0].item<double>();
+  targets = sums[1].item<double>();
+  label_bytes = sums[2].item<double>();
   return {total / std::max(1.0, targets), total / kLn2 / std::max(1.0, label_bytes), targets};
 }
 
 // LibTorch's own messages end in a C++ stack trace: keep the first line.
 std::string torch_message(const c10::Error& e) { return first_line(e.what_without_backtrace()); }
 
-void save_rng(const std::string& path) {
-  std::vector<torch::Tensor> states{at::detail::getDefaultCPUGenerator().get_state()};
+// The CPU generator's state as bytes (sent between ranks) and back.
+std::string rng_bytes() {
+  auto st = at::detail::getDefaultCPUGenerator().get_state().contiguous();
+  return std::string(reinterpret_cast<const char*>(st.data_ptr<uint8_t>()), size_t(st.numel()));
+}
+torch::Tensor rng_tensor(const std::string& bytes) {
+  auto t = torch::empty({int64_t(bytes.size())}, torch::kUInt8);
+  std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  return t;
+}
+
+void save_rng(const std::string& path, const torch::Tensor& state = at::detail::getDefaultCPUGenerator().get_state()) {
+  std::vector<torch::Tensor> states{state};
   try {
     torch::save(states, path);
   } catch (const c10::Error& e) {
@@ -358,6 +375,8 @@ int train(const TrainOptions& opt_in) {
   ResumePoint resume;
   nlohmann::json changed = nlohmann::json::object();
   bool restart_data = false;
+  if (o.resume == "auto")  // a requeued Slurm job or restarted torchrun: the run's latest checkpoint, if any
+    o.resume = list_checkpoints(o.output).empty() ? std::string() : o.output;
   if (!o.resume.empty()) {
     o.resume = resolve_checkpoint(o.resume);
     resume = read_resume_point(o.resume);
@@ -367,14 +386,24 @@ int train(const TrainOptions& opt_in) {
       fail("--max-steps {}: {} is at step {} already; raise --max-steps to train further", o.max_steps, o.resume,
            resume.step);
   }
-  set_cpu_threads(o.threads > 0 ? o.threads : default_threads());
+  // Data parallelism: this process's rank from torchrun's or Slurm's environment (or the
+  // --nproc-per-node launcher's); one rank without. Ranks on one machine share its cores.
+  const DistEnv denv = dist_env();
+  set_cpu_threads(o.threads > 0 ? o.threads : std::max(1, default_threads() / std::max(1, denv.local_world)));
   torch::manual_seed(o.seed);
   torch::Device dev = parse_device(o.device);
+  if (denv.distributed() && dev.is_cuda() && !dev.has_index()) dev = torch::Device(torch::kCUDA, int8_t(denv.local_rank));
   check_precision(o.precision, dev);
   if (dev.is_cuda()) set_tf32(o.tf32);
+  // Joined before anything is written: a rank that fails from here on ends the others' next
+  // collective call at once (its connections close) instead of leaving them waiting.
+  DataParallel dp(denv, dev, std::chrono::seconds(int64_t(o.dist_timeout)));
+  const bool lead = dp.rank() == 0;  // rank 0 writes checkpoints and metrics, and speaks
 
   LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
   train_loading.pin_memory = dev.is_cuda();  // batches copied to the GPU without the host waiting
+  train_loading.part = size_t(dp.rank());      // each rank builds its part of every global batch
+  train_loading.parts = size_t(dp.world());
   auto loader = std::make_unique<DataLoader>(o.train, train_loading, restart_data ? LoaderState{} : resume.loader);
   if (!o.resume.empty() && !restart_data) {
     // Same files, other contents (re-packed)? The saved position would mean other examples.
@@ -440,9 +469,22 @@ int train(const TrainOptions& opt_in) {
   if (!o.resume.empty()) {
     load_model_tensors(model, o.resume + "/model.safetensors");
     load_optimizer(o.resume, resume.format_version, optimizer, model);
-    load_rng(o.resume + "/rng.pt");
+    // Each rank continues its own random stream (dropout); a checkpoint of fewer ranks has
+    // none for this one: it starts a new stream.
+    const std::string rng = lead ? o.resume + "/rng.pt" : fmt::format("{}/rng-rank{}.pt", o.resume, dp.rank());
+    std::error_code rng_ec;
+    if (lead || fs::exists(rng, rng_ec)) load_rng(rng);
+    else torch::manual_seed(o.seed + 7919 * uint64_t(dp.rank()) + uint64_t(resume.step));
     step = resume.step;
     elapsed_before = resume.elapsed;
+  }
+  if (dp.active()) {
+    // Every rank starts from rank 0's weights (initialised or loaded); then each draws its own
+    // random numbers (dropout): rank 0's stream is the single-process one.
+    std::vector<torch::Tensor> state = model->parameters();
+    for (const auto& b : model->buffers()) state.push_back(b);
+    dp.broadcast(state);
+    if (o.resume.empty() && !lead) torch::manual_seed(o.seed + 7919 * uint64_t(dp.rank()));
   }
   // Skips a non-finite step on the device; the trainer reads the outcome at sync points only.
   SkippableAdamW stepper(optimizer);
@@ -457,6 +499,9 @@ int train(const TrainOptions& opt_in) {
   std::error_code ec;
   const fs::path ckpt_run = o.resume.empty() ? fs::path() : fs::path(o.resume).parent_path().empty() ? fs::path(".") : fs::path(o.resume).parent_path();
   const bool same_run = !o.resume.empty() && fs::exists(o.output, ec) && fs::equivalent(ckpt_run, o.output, ec);
+  std::vector<std::string> kept;  // this run's checkpoints, oldest first
+  nlohmann::json abandoned = nlohmann::json::array();
+  if (lead) {  // ---- the run directory is rank 0's
   if (!same_run && fs::is_directory(o.output, ec) &&
       (fs::exists(metrics_path, ec) || !list_checkpoints(o.output).empty()))
     fail("{}: already holds a training run (metrics.jsonl or step-N); continue it with --resume {}, or choose another "
@@ -464,8 +509,6 @@ int train(const TrainOptions& opt_in) {
          o.output, o.output);
   fs::create_directories(o.output, ec);
   if (ec || !fs::is_directory(o.output)) fail("{}: cannot create the run directory: {}", o.output, ec ? ec.message() : "a file is in the way");
-  std::vector<std::string> kept;  // this run's checkpoints, oldest first
-  nlohmann::json abandoned = nlohmann::json::array();
   if (same_run) {
     // Checkpoints after the resumed step belong to the history this resume abandons: renamed
     // (kept, never taken for this run's), as metrics.jsonl is cut back below.
@@ -486,6 +529,7 @@ int train(const TrainOptions& opt_in) {
   }
   if (!o.resume.empty())  // no step twice: the history up to the checkpoint, nothing after
     write_file_atomic(metrics_path, metrics_until((ckpt_run / "metrics.jsonl").string(), step));
+  }  // lead
 
   nlohmann::json config = {{"model", to_json(mc)},
                            {"data",
@@ -498,12 +542,14 @@ int train(const TrainOptions& opt_in) {
                            {"render", data_meta.at("render")},
                            {"training", training_json(o)},
                            {"parameters", params},
+                           {"ranks", dp.world()},
                            {"tool", "ilt-train"},
                            {"version", ILT_VERSION}};
   // metrics.jsonl is opened at its first line, so a new run that fails before leaves none
   // (a resumed one has it written above, with the history up to the checkpoint).
   std::ofstream metrics;
   auto log_metrics = [&](const nlohmann::json& m) {
+    if (!lead) return;
     if (!metrics.is_open()) {
       metrics.open(metrics_path, std::ios::app);
       if (!metrics) fail("{}: cannot open: {}", metrics_path, std::strerror(errno));
@@ -511,7 +557,7 @@ int train(const TrainOptions& opt_in) {
     metrics << m.dump() << "\n" << std::flush;
     if (!metrics) fail("{}: write failed: {}", metrics_path, std::strerror(errno));
   };
-  if (!o.resume.empty()) {
+  if (!o.resume.empty() && lead) {
     nlohmann::json line = {{"step", step}, {"split", "resume"}, {"checkpoint", o.resume}, {"changed", changed}};
     if (!abandoned.empty()) line["abandoned"] = abandoned;
     log_metrics(line);
@@ -522,6 +568,9 @@ int train(const TrainOptions& opt_in) {
   // A checkpoint is written into DIR.tmp, which is removed if anything fails (or a signal
   // kills the run), then renamed to DIR; the previous complete checkpoint is never touched.
   auto save = [&](int64_t at_step, double elapsed) {
+    // Every rank's random state goes with the checkpoint (rank r > 0: rng-rank<r>.pt).
+    std::vector<std::string> rngs = dp.gather_to_zero(fmt::format("rng/{}", at_step), rng_bytes());
+    if (!lead) return;
     std::string dir = o.output + "/" + step_dir_name(at_step);
     TemporaryDirectory tmp(dir + ".tmp");
     write_file_atomic(tmp.path() + "/config.json", config.dump(2) + "\n");
@@ -530,6 +579,7 @@ int train(const TrainOptions& opt_in) {
     stepper.sync_state();
     save_optimizer_state(tmp.path() + "/optimizer.safetensors", optimizer, model);
     save_rng(tmp.path() + "/rng.pt");
+    for (size_t r = 1; r < rngs.size(); ++r) save_rng(fmt::format("{}/rng-rank{}.pt", tmp.path(), r), rng_tensor(rngs[r]));
     nlohmann::json st = {{"format_version", kTrainerFormatVersion},
                          {"step", at_step},
                          {"loader", loader->state().to_json()},
@@ -547,14 +597,18 @@ int train(const TrainOptions& opt_in) {
     sync_directory(o.output);
   };
 
-  fmt::print(stderr, "ilt-train: {} parameters, {} training examples, device {}, {} threads\n", human(double(params)),
-             loader->num_examples(), o.device, torch::get_num_threads());
+  if (lead)
+    fmt::print(stderr, "ilt-train: {} parameters, {} training examples, device {}, {} threads{}\n", human(double(params)),
+               loader->num_examples(), o.device, torch::get_num_threads(),
+               dp.active() ? fmt::format(" per rank, {} ranks ({}), {} examples per rank per micro-batch", dp.world(),
+                                         denv.source, double(o.batch_size) / dp.world())
+                           : std::string());
   const auto t_start = Clock::now();
   auto since = [&](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
   double window_wait = 0, window_time = 0, window_flops = 0;
   int64_t window_words = 0, window_bytes = 0;
   Progress progress("ilt-train", uint64_t(o.max_steps), false);
-  bool tty = o.progress && isatty(2);
+  bool tty = lead && o.progress && isatty(2);
   int status = 0;
   // SIGINT/SIGTERM (Ctrl-C, Slurm's preemption) end the run at the end of the step, with a
   // checkpoint; a second signal aborts at once.
@@ -567,10 +621,10 @@ int train(const TrainOptions& opt_in) {
     optimizer.zero_grad();
     // The step's loss is the mean over all its target bytes, whatever micro-batch they are in:
     // each micro-batch's summed nats are backpropagated, the gradients divided once at the end
-    // (data-parallel ranks will add theirs before that division). The loss, the gradient norm
+    // (data-parallel ranks add theirs before that division). The loss, the gradient norm
     // and whether the step was finite stay on the device until a sync point (below).
     torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
-    double label_bytes = 0, targets = 0;
+    double label_bytes = 0, targets = 0, step_words = 0, step_bytes = 0, step_flops = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
       auto t_wait = Clock::now();
       auto b = loader->next();
@@ -585,10 +639,28 @@ int train(const TrainOptions& opt_in) {
       nats = nats + out.nats.detach().to(torch::kFloat);
       targets += double(out.target_bytes);
       label_bytes += double(b->label_bytes);
-      window_words += b->words;
-      window_bytes += b->label_bytes;
-      window_flops += 3 * model->forward_flops(*b);
+      step_words += double(b->words);
+      step_bytes += double(b->label_bytes);
+      step_flops += 3 * model->forward_flops(*b);
     }
+    if (dp.active()) {
+      // Gradients and loss summed over ranks; counts too (host values, over Gloo), so that the
+      // division below is by the global number of target bytes: the step equals one process
+      // taking the whole batch. A rank's non-finite loss makes the sum non-finite: every rank
+      // then skips the step alike.
+      dp.allreduce_gradients(model->parameters());
+      dp.allreduce(nats);
+      auto counts = torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops}, torch::kDouble);
+      dp.allreduce(counts);
+      targets = counts[0].item<double>();
+      label_bytes = counts[1].item<double>();
+      step_words = counts[2].item<double>();
+      step_bytes = counts[3].item<double>();
+      step_flops = counts[4].item<double>();
+    }
+    window_words += int64_t(step_words);
+    window_bytes += int64_t(step_bytes);
+    window_flops += step_flops;
     if (targets > 0) {
       torch::NoGradGuard no_grad;
       for (auto& p : model->parameters())
@@ -604,7 +676,11 @@ int train(const TrainOptions& opt_in) {
     window_time += since(t_step);
     double elapsed = elapsed_before + since(t_start);
     bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
-    const int stop_sig = stop_signal();
+    int stop_sig = stop_signal();
+    if (dp.active()) {  // decided together: a rank that stopped alone would leave the others waiting
+      out_of_time = dp.max(out_of_time ? 1 : 0) != 0;
+      stop_sig = int(dp.max(stop_sig));
+    }
     // The last step of a run is always logged, also one cut short by --max-minutes or a signal.
     const bool log_now = step % o.log_every == 0 || step == o.max_steps || out_of_time || stop_sig;
     const bool eval_now = validation && (step % o.eval_every == 0 || step == o.max_steps || out_of_time);
@@ -613,6 +689,7 @@ int train(const TrainOptions& opt_in) {
       const int64_t bad = first_bad.item<int64_t>();
       if (bad >= 0) {
         std::string last = kept.empty() ? std::string("none saved yet") : kept.back();
+        if (lead)
         fmt::print(stderr,
                    "{}ilt-train: error: step {}: non-finite loss or gradient norm (the step was skipped); stopping at "
                    "step {}. Last good checkpoint: {}\n",
@@ -630,7 +707,8 @@ int train(const TrainOptions& opt_in) {
                           {"flops_per_s", window_flops / window_time}, {"data_wait_fraction", window_wait / window_time},
                           {"elapsed", elapsed}};
       log_metrics(m);
-      if (tty) {
+      if (!lead) {
+      } else if (tty) {
         double eta = (o.max_steps - step) * window_time / std::max<int64_t>(1, o.log_every);
         fmt::print(stderr, "\rstep {}/{} loss {:.4f} bpb {:.3f} lr {:.2e} {:.0f} words/s eta {:.0f}s\033[K", step,
                    o.max_steps, loss, m["bpb"].get<double>(), lr, m["words_per_s"].get<double>(), eta);
@@ -642,25 +720,27 @@ int train(const TrainOptions& opt_in) {
       window_words = window_bytes = 0;
     }
     if (eval_now) {
-      auto r = evaluate(model, *validation, o.batch_size, o.eval_batches, dev);
+      auto r = evaluate(model, *validation, o.batch_size, o.eval_batches, dev, dp);
       nlohmann::json m = {{"step", step}, {"split", "validation"}, {"loss", r.loss}, {"bpb", r.bpb}, {"elapsed", elapsed}};
       log_metrics(m);
-      fmt::print(stderr, "{}step {} validation loss {:.4f} bpb {:.3f}\n", tty ? "\n" : "", step, r.loss, r.bpb);
+      if (lead) fmt::print(stderr, "{}step {} validation loss {:.4f} bpb {:.3f}\n", tty ? "\n" : "", step, r.loss, r.bpb);
     }
     if (save_now) save(step, elapsed);
     if (stop_sig) {
+      if (lead)
       fmt::print(stderr, "{}ilt-train: stopped by signal {} at step {}; checkpoint {}\n", tty ? "\n" : "", stop_sig, step,
                  o.output + "/" + step_dir_name(step));
       status = 128 + stop_sig;
       break;
     }
     if (out_of_time) {
-      fmt::print(stderr, "{}ilt-train: --max-minutes reached at step {}\n", tty ? "\n" : "", step);
+      if (lead) fmt::print(stderr, "{}ilt-train: --max-minutes reached at step {}\n", tty ? "\n" : "", step);
       break;
     }
   }
   if (tty) fmt::print(stderr, "\n");
-  if (status == 0) progress.finish(fmt::format("{} steps -> {}", step, o.output));
+  dp.barrier();  // nobody leaves while rank 0 is still writing
+  if (status == 0 && lead) progress.finish(fmt::format("{} steps -> {}", step, o.output));
   return status;
 }
 

@@ -10,7 +10,8 @@ struct TrainOptions {
   std::vector<std::string> train, validation;  // examples shards (on resume: the checkpoint's if empty)
   std::string config = "tiny";                 // preset or JSON file
   std::string output;                          // run directory
-  std::string resume;                          // checkpoint (or run) directory to continue from
+  std::string resume;                          // checkpoint (or run) directory to continue from;
+                                               // "auto": --output's latest checkpoint, or a new run
   // Flags given on the command line (long names without dashes). On resume, the training
   // settings (batch size, accumulation, schedule, optimizer, seed, data) come from the
   // checkpoint; a given flag that differs is refused, or taken with `override_settings` and
@@ -32,6 +33,9 @@ struct TrainOptions {
   std::string precision = "fp32";             // fp32, bf16 (autocast; LibTorch 2.4 or newer)
   bool tf32 = true;                            // TF32 matmuls on CUDA (set_tf32)
   bool progress = true;
+  // Data parallelism (ranks from torchrun's or Slurm's environment, lib/dist/env.h): how long a
+  // collective call waits for the other ranks before the run stops with an error.
+  double dist_timeout = 600;
 };
 
 // Runs training; returns the process exit status. Throws ilt::Error on bad input.
