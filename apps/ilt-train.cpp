@@ -3,7 +3,7 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
-#include "dist/launch.h"
+#include "parallel/launch.h"
 #include "model/torch_version.h"
 #include "train/trainer.h"
 

@@ -124,6 +124,24 @@ EOF
   fi
   say "resume check took $((SECONDS - t)) s"
 
+  # ---- data parallelism at world size 1: NCCL carries the gradients (the built-in launcher with
+  # one rank joins c10d all the same); the losses must equal the plain run's (TF32 off).
+  t=$SECONDS
+  if run -o "$r/nccl" --device "$dev" --max-steps 20 --save-every 20 --nproc-per-node 1; then
+    "$python" - "$r" <<'EOF' || fail_part "a 1-rank NCCL run differs from the plain run"
+import json, sys
+def losses(p):
+    return {j["step"]: j["loss"] for j in map(json.loads, open(p)) if j.get("split") == "train"}
+a, b = losses(sys.argv[1] + "/whole/metrics.jsonl"), losses(sys.argv[1] + "/nccl/metrics.jsonl")
+d = max(abs(a[s] - b[s]) / abs(a[s]) for s in range(1, 21))
+print("  1 rank over c10d (--nproc-per-node 1; NCCL on CUDA) against the plain run, steps 1-20: largest relative loss difference %.2e (tolerance 1e-3)" % d)
+sys.exit(0 if d < 1e-3 else 1)
+EOF
+  else
+    fail_part "ilt-train --nproc-per-node 1 (see resume.log)"; tail -5 "$out/resume.log"
+  fi
+  say "data-parallel check took $((SECONDS - t)) s"
+
   # ---- the benchmark table
   t=$SECONDS
   ILT_BENCH_BIN=$bd ILT_BENCH_EXAMPLES="$carry/demo.train.examples" ILT_BENCH_OUT="$out" ILT_BENCH_DEVICE="$dev" \

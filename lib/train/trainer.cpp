@@ -16,7 +16,7 @@
 #include "common/json_diff.h"
 #include "common/json_error.h"
 #include "data/loader.h"
-#include "dist/data_parallel.h"
+#include "parallel/data_parallel.h"
 #include "model/model.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"

@@ -33,7 +33,7 @@ struct TrainOptions {
   std::string precision = "fp32";             // fp32, bf16 (autocast; LibTorch 2.4 or newer)
   bool tf32 = true;                            // TF32 matmuls on CUDA (set_tf32)
   bool progress = true;
-  // Data parallelism (ranks from torchrun's or Slurm's environment, lib/dist/env.h): how long a
+  // Data parallelism (ranks from torchrun's or Slurm's environment, lib/parallel/env.h): how long a
   // collective call waits for the other ranks before the run stops with an error.
   double dist_timeout = 600;
 };

@@ -93,7 +93,7 @@ TEST_CASE("packed: a change to one word's bytes changes nothing of the other wor
 
 // The host-side layout make_batch fills (what lets the forward pass run without reading the
 // device) against the batch's tensors, and a forward pass without it (read from the tensors).
-TEST_CASE("packed: the batch's host layout matches its tensors; the forward pass is the same without it") {
+TEST_CASE("packed: the batch's host layout matches its tensors, and the forward pass is the same without it") {
   torch::set_num_threads(2);
   Words w;
   Batch b = mixed_batch(w);

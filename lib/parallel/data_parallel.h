@@ -8,7 +8,7 @@
 //
 // Every call is collective: all ranks make the same calls in the same order. A rank that dies
 // or stops answering makes the others' call fail within the timeout with one ilt::Error line.
-// World size 1 communicates nothing (and needs no c10d).
+// A plain single process communicates nothing (and needs no c10d).
 #pragma once
 #include <torch/types.h>
 
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/env.h"
+#include "parallel/env.h"
 
 namespace ilt {
 
@@ -30,7 +30,8 @@ class DataParallel {
 
   int rank() const { return env_.rank; }
   int world() const { return env_.world; }
-  bool active() const { return env_.world > 1; }
+  // Communicating: launched by torchrun, Slurm or --nproc-per-node (also with one rank).
+  bool active() const { return impl_ != nullptr; }
   const DistEnv& env() const { return env_; }
 
   // Rank 0's values into every rank's tensors (the parameters at start).

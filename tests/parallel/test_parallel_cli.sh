@@ -2,7 +2,7 @@
 # Data-parallel ilt-train on this machine's CPU (c10d, Gloo over loopback): 2 ranks x half the
 # batch against 1 rank x the batch, exact resume of a 2-rank run, the launchers (built-in,
 # Slurm's variables, torchrun where a torch 2.x build has one), a rank that dies, bad input.
-# Usage: test_dist_cli.sh BUILD_DIR SOURCE_DIR PYTHON [TORCHRUN]
+# Usage: test_parallel_cli.sh BUILD_DIR SOURCE_DIR PYTHON [TORCHRUN]
 set -uo pipefail
 bin=$1
 src=$2
@@ -29,7 +29,7 @@ train --output one --max-steps 20 2>/dev/null
 train --output two --max-steps 20 --nproc-per-node 2 2>two.err
 check "2 ranks: ran 20 steps" test -d two/step-0000020
 check "2 ranks x 4 = 1 rank x 8 after 20 steps (weights within 1e-3)" \
-  "$py" "$src/tests/dist/compare_weights.py" one/step-0000020/model.safetensors two/step-0000020/model.safetensors 1e-3
+  "$py" "$src/tests/parallel/compare_weights.py" one/step-0000020/model.safetensors two/step-0000020/model.safetensors 1e-3
 check "2 ranks: validation reduced over ranks (same bpb as 1 rank to 3 digits)" "$py" -c "
 import json
 v = lambda p: [json.loads(l)['bpb'] for l in open(p) if '\"validation\"' in l]
@@ -92,7 +92,7 @@ if command -v ip >/dev/null && ip netns add ${ns}a 2>/dev/null; then
   done
   wait
   check "two hosts: trained together, same weights as 2 local ranks" \
-    "$py" "$src/tests/dist/compare_weights.py" two/step-0000020/model.safetensors hosts/step-0000020/model.safetensors 1e-6
+    "$py" "$src/tests/parallel/compare_weights.py" two/step-0000020/model.safetensors hosts/step-0000020/model.safetensors 1e-6
   ip netns del ${ns}a
   ip netns del ${ns}b
 else
@@ -133,4 +133,4 @@ check "launcher: names the rank" grep -q 'ilt-train: rank 1 was killed by signal
 status=$?
 check "a batch smaller than the ranks is refused ($status)" bash -c \
   "[[ $status -ne 0 ]] && grep -q 'batch size 1 is smaller than the 2 ranks' small.err && ! test -d x/step-0000001"
-report test_dist_cli
+report test_parallel_cli

@@ -1,4 +1,4 @@
-#include "dist/data_parallel.h"
+#include "parallel/data_parallel.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
@@ -9,7 +9,6 @@
 #include <cstdlib>
 
 #include "common/error.h"
-#include "model/torch_version.h"
 
 #ifdef ILT_HAVE_C10D
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -101,7 +100,9 @@ struct DataParallel::Impl {
 
 DataParallel::DataParallel(const DistEnv& env, const torch::Device& device, std::chrono::seconds timeout)
     : env_(env) {
-  if (!env.distributed()) return;
+  // A launched job joins c10d even at world size 1 (all-reduces then run over one rank: how
+  // scripts/gpu-check.sh exercises NCCL on one GPU); a plain single process does not.
+  if (env.source == "single") return;
   impl_ = std::make_unique<Impl>();
   impl_->rank = env.rank;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);

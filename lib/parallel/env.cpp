@@ -1,4 +1,4 @@
-#include "dist/env.h"
+#include "parallel/env.h"
 
 #include <cstdlib>
 

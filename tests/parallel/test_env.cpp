@@ -1,10 +1,10 @@
-// Ranks from the launchers' environments (lib/dist/env.h).
+// Ranks from the launchers' environments (lib/parallel/env.h).
 #include <map>
 
 #include "catch.h"
 #include "common/error.h"
-#include "dist/env.h"
-#include "dist/launch.h"
+#include "parallel/env.h"
+#include "parallel/launch.h"
 
 using namespace ilt;
 
@@ -17,7 +17,7 @@ DistEnv from(const std::map<std::string, std::string>& vars) {
 }
 }  // namespace
 
-TEST_CASE("dist env: nothing set is one process") {
+TEST_CASE("parallel env: nothing set is one process") {
   DistEnv e = from({});
   CHECK(e.world == 1);
   CHECK(e.rank == 0);
@@ -25,7 +25,7 @@ TEST_CASE("dist env: nothing set is one process") {
   CHECK(e.source == "single");
 }
 
-TEST_CASE("dist env: torchrun's variables, its agent store and restart prefix") {
+TEST_CASE("parallel env: torchrun's variables, its agent store and restart prefix") {
   DistEnv e = from({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "2"},
                     {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29555"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
                     {"TORCHELASTIC_RESTART_COUNT", "2"}});
@@ -41,7 +41,7 @@ TEST_CASE("dist env: torchrun's variables, its agent store and restart prefix") 
   CHECK_FALSE(from({{"RANK", "0"}, {"WORLD_SIZE", "2"}}).agent_store);
 }
 
-TEST_CASE("dist env: bad values name the variable") {
+TEST_CASE("parallel env: bad values name the variable") {
   auto error = [](const std::map<std::string, std::string>& v) { return ILT_ERROR_OF(from(v)); };
   CHECK(error({{"RANK", "2"}, {"WORLD_SIZE", "2"}}).find("RANK=2") != std::string::npos);
   CHECK(error({{"RANK", "x"}, {"WORLD_SIZE", "2"}}).find("RANK=x") != std::string::npos);
@@ -49,7 +49,7 @@ TEST_CASE("dist env: bad values name the variable") {
         std::string::npos);
 }
 
-TEST_CASE("dist env: Slurm inside an srun step; an sbatch script alone stays one process") {
+TEST_CASE("parallel env: Slurm inside an srun step, while an sbatch script alone stays one process") {
   std::map<std::string, std::string> v = {{"SLURM_PROCID", "5"},        {"SLURM_NTASKS", "8"},
                                           {"SLURM_LOCALID", "1"},       {"SLURM_NTASKS_PER_NODE", "4(x2)"},
                                           {"SLURM_JOB_NODELIST", "gpu[07-08]"}, {"SLURM_JOB_ID", "123456"}};
@@ -68,7 +68,7 @@ TEST_CASE("dist env: Slurm inside an srun step; an sbatch script alone stays one
   CHECK(from(v).master_port == 31000);
 }
 
-TEST_CASE("dist env: the first host of Slurm node lists") {
+TEST_CASE("parallel env: the first host of Slurm node lists") {
   CHECK(first_slurm_host("node1") == "node1");
   CHECK(first_slurm_host("node1,node2") == "node1");
   CHECK(first_slurm_host("gpu[07-09,12],cpu1") == "gpu07");
@@ -76,7 +76,7 @@ TEST_CASE("dist env: the first host of Slurm node lists") {
   CHECK(ILT_ERROR_OF(first_slurm_host("a[3-5")).find("unclosed") != std::string::npos);
 }
 
-TEST_CASE("dist launch: --nproc-per-node is taken out of the ranks' arguments") {
+TEST_CASE("parallel launch: --nproc-per-node is taken out of the ranks' arguments") {
   std::vector<std::string> a = {"ilt-train", "--nproc-per-node", "2", "--output", "r", "--nproc-per-node=4", "-o", "x"};
   CHECK(without_option(a, "--nproc-per-node") == std::vector<std::string>{"ilt-train", "--output", "r", "-o", "x"});
 }
