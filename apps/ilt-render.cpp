@@ -8,6 +8,7 @@
 #include "common/cli.h"
 #include "common/cli_checks.h"
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/png.h"
 #include "render/render_words.h"
 #include "shard/records.h"
@@ -52,6 +53,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--font", fonts, "Font file to use, FILE or FILE@HEX-HEX,... to use it only for those code points (repeat; replaces the default set)");
   app.add_option("--threads", threads, "Rendering threads (default: all cores)")->check(Integer(1, 1024));
+  std::string part_spec;
+  app.add_option("--part", part_spec,
+                 "I/N: render only the distinct words whose hash falls in part I of N (0 <= I < N), for N\n"
+                 "processes or machines in parallel; ilt-pack takes all N images shards and packs what\n"
+                 "it packs from the serial run's");
   app.add_option("--png-dir", png_dir, "Also write every image as DIR/NNNNNN_WORD.png");
   app.add_option("--text", text, "Render this one word (no shards) ...");
   app.add_option("--png", png, "... into this PNG file");
@@ -71,11 +77,21 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (inputs.empty()) inputs = {"-"};
+    uint64_t part = 0, parts = 1;
+    if (!part_spec.empty()) {
+      unsigned long long i = 0, n = 0;
+      char extra = 0;
+      if (std::sscanf(part_spec.c_str(), "%llu/%llu%c", &i, &n, &extra) != 2 || n == 0 || i >= n)
+        fail("--part {}: expected I/N with 0 <= I < N (e.g. 0/4)", part_spec);
+      part = i;
+      parts = n;
+    }
     if (!png_dir.empty()) ::mkdir(png_dir.c_str(), 0777);
 
     nlohmann::json manifest = render_manifest(ro);
     nlohmann::json header = {{"tool", "ilt-render"}, {"version", ILT_VERSION}, {"render", manifest},
-                             {"params", {{"threads", threads}, {"png_dir", png_dir}}},
+                             {"params", {{"threads", threads}, {"png_dir", png_dir},
+                                         {"part", parts > 1 ? nlohmann::json(part_spec) : nlohmann::json()}}},
                              {"input_names", inputs}};
     // Images are large and compress well even at zstd level 1, which is ~2x faster than 3.
     ShardWriter writer(output, kKindImages, header, ShardWriterOptions{256 << 10, 1});
@@ -100,7 +116,8 @@ int main(int argc, char** argv) {
       batch.clear();
       progress.update(distinct, "distinct words rendered");
     };
-    // The BOS word starts every document at packing time: every images shard has it, first.
+    // The BOS word starts every document at packing time: every images shard has it, first
+    // (every part's too: ilt-pack keeps the first of a word's images).
     seen.insert(std::string(1, '\x02'));
     batch.push_back(std::string(1, '\x02'));
     nlohmann::json sources = nlohmann::json::array();
@@ -116,6 +133,7 @@ int main(int argc, char** argv) {
         }
         for (std::string& w : doc.words) {
           ++total_words;
+          if (parts > 1 && stable_hash(w) % parts != part) continue;  // another part's word
           if (seen.insert(w).second) batch.push_back(std::move(w));
           if (batch.size() >= 16384) flush();
         }

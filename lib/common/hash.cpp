@@ -108,4 +108,13 @@ uint32_t crc32(const void* data, size_t n, uint32_t crc) {
   return ~crc;
 }
 
+uint64_t stable_hash(std::string_view data) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+  for (unsigned char c : data) h = (h ^ c) * 1099511628211ull;
+  h ^= h >> 33;  // mix the low bits, which FNV leaves weak
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
+}
+
 }  // namespace ilt

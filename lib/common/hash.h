@@ -23,6 +23,11 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// A fast 64-bit hash of bytes that is the same on every platform and in every release
+// (FNV-1a with a final mix of the low bits): used where a split must be reproducible, e.g.
+// documents into train/validation, distinct words into render parts.
+uint64_t stable_hash(std::string_view data);
 std::string sha256_file(const std::string& path);  // throws ilt::Error if unreadable
 
 }  // namespace ilt

@@ -1,7 +1,7 @@
 #include "data/pack.h"
 
-
 #include "common/error.h"
+#include "common/hash.h"
 
 namespace ilt {
 
@@ -67,12 +67,7 @@ std::vector<PrefixBlock> clip_prefix_blocks(const std::vector<PrefixBlock>& bloc
 bool is_validation(const std::string& text, double fraction) {
   if (fraction <= 0) return false;
   if (fraction >= 1) return true;
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
-  h ^= h >> 33;  // mix the low bits, which FNV leaves weak
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  return double(h >> 11) / double(1ull << 53) < fraction;
+  return double(stable_hash(text) >> 11) / double(1ull << 53) < fraction;
 }
 
 std::vector<uint32_t> compact_ids(std::vector<Example>* examples, size_t id_space) {

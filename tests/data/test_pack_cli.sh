@@ -87,4 +87,29 @@ expect_error "images shard as words" "is a 'images' shard, expected 'words'" \
 check "bad --labels fails" bash -c "! '$bin/ilt-pack' words.shard --images images.shard -o wrong/l --labels nope 2>/dev/null"
 check "no outputs after flag errors" test -z "$(ls -A wrong)"
 
+# Rendering in parts (ilt-render --part I/N, e.g. one per machine): together the parts hold
+# the serial run's images, and packing them gives the serial run's examples word for word.
+# (The vocabulary's order follows the images shards' order, so word ids and the vocabulary's
+# record order differ: compared here by the words.)
+"$bin/ilt-render" words.shard -o serial.images --threads 1 2>/dev/null
+for i in 0 1 2; do "$bin/ilt-render" words.shard -o part$i.images --part $i/3 --threads 1 2>/dev/null; done
+dump() { for f in "$@"; do "$bin/ilt-inspect" "$f" --dump 0: 2>/dev/null; done; }
+check "render parts: together the serial run's images" python3 -c "
+import json, sys
+key = lambda l: json.dumps(dict(json.loads(l), index=0), sort_keys=True)  # a process substitution reads once
+serial_list = [key(l) for l in open(sys.argv[1])]
+serial, bos = set(serial_list), serial_list[0]
+parts = [{key(l) for l in open(p)} for p in sys.argv[2:]]
+assert set().union(*parts) == serial, 'images differ'
+assert all(len(a & b) == 1 and bos in a for a in parts for b in parts if a is not b), 'parts overlap beyond BOS'
+assert all(len(p) > 1 for p in parts), 'an empty part'
+" <(dump serial.images) <(dump part0.images) <(dump part1.images) <(dump part2.images)
+"$bin/ilt-pack" words.shard --images serial.images -o ser --validation-fraction 0.1 2>/dev/null
+"$bin/ilt-pack" words.shard --images part0.images part1.images part2.images -o par --validation-fraction 0.1 2>/dev/null
+check "render parts: packed, the same examples word for word" python3 -c "
+import json, sys
+strip = lambda p: [json.dumps({k: v for k, v in json.loads(l).items() if k != 'word_ids'}, sort_keys=True) for l in open(p)]
+assert strip(sys.argv[1]) == strip(sys.argv[2]), 'examples differ'
+" <(dump ser.train.examples) <(dump par.train.examples)
+expect_error "render parts: a bad --part" "--part 3/3: expected I/N" "$bin/ilt-render" words.shard -o x.images --part 3/3
 report pack-cli
