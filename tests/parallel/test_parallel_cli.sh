@@ -99,6 +99,22 @@ else
   echo "skipped: two hosts in network namespaces (needs CAP_NET_ADMIN and ip)"
 fi
 
+# Stopping together: SIGTERM to the launcher reaches every rank, which save at the same step
+# and exit 128 + 15; --max-minutes is agreed, so both ranks stop at one step with a checkpoint.
+"$bin/ilt-train" "${common[@]}" --output term --max-steps 100000 --nproc-per-node 2 2>term.err &
+launcher=$!
+for _ in $(seq 100); do grep -q "step 5 " term.err 2>/dev/null && break; sleep 0.2; done
+kill -TERM $launcher
+wait $launcher
+status=$?
+at=$(sed -n 's/.*stopped by signal 15 at step \([0-9]*\).*/\1/p' term.err)
+check "SIGTERM to the launcher: every rank saves and stops at step ${at:-?} (status $status)" \
+  test $status -eq 143 -a -n "$at" -a -d "term/step-$(printf %07d "${at:-0}")"
+train --output timed --max-steps 100000 --max-minutes 0.05 --nproc-per-node 2 2>timed.err
+status=$?
+check "--max-minutes: both ranks stop at one step, with a checkpoint (status $status)" bash -c \
+  "[[ $status -eq 0 ]] && grep -q 'max-minutes reached at step' timed.err && test -s timed/latest"
+
 # A rank that dies: the other stops with one clear line, well within 60 s.
 port=$((20000 + RANDOM % 20000))
 RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
