@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
   app.add_option("--validation", o.validation, "Validation examples shards");
   app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small) or JSON file")->capture_default_str();
   app.add_option("-o,--output", o.output, "Run directory")->required();
-  app.add_option("--resume", o.resume, "Checkpoint directory (or run directory: its latest) to continue from");
+  app.add_option("--resume", o.resume, "Checkpoint directory (or run directory: its latest) to continue from; auto: --output's latest, or a new run");
   app.add_flag("--override", o.override_settings,
                "On --resume, take flags that differ from the checkpoint's settings or data (recorded in metrics.jsonl)");
-  app.add_option("--batch-size", o.batch_size, "Examples per micro-batch")->capture_default_str()->check(Integer(1, 1 << 20));
+  app.add_option("--batch-size", o.batch_size, "Examples per micro-batch (all ranks together)")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_option("--grad-accum", o.grad_accum, "Micro-batches per optimizer step")->capture_default_str()->check(Integer(1, 1 << 20));
   app.add_option("--max-steps", o.max_steps, "Optimizer steps")->capture_default_str()->check(Integer(1));
   app.add_option("--max-minutes", o.max_minutes, "Stop and save after this many minutes (0: no limit)")->capture_default_str()->check(Number(0));
