@@ -3,6 +3,8 @@
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
+#include "common/error.h"
+#include "parallel/env.h"
 #include "parallel/launch.h"
 #include "model/torch_version.h"
 #include "train/trainer.h"
@@ -88,5 +90,20 @@ int main(int argc, char** argv) {
   for (const CLI::Option* opt : app.get_options())
     if (opt->count() > 0)
       for (const std::string& name : opt->get_lnames()) o.given.insert(name);
-  return run_tool("ilt-train", [&] { return train(o); });
+  return run_tool("ilt-train", [&] {
+    try {
+      return train(o);
+    } catch (const Error& e) {
+      // The ranks of a data-parallel job fail together: each says which it is.
+      std::string message = e.what();
+      int rank = -1;
+      try {
+        const DistEnv env = dist_env();
+        if (env.source != "single") rank = env.rank;
+      } catch (const Error&) {
+      }
+      if (rank < 0 || message.rfind("rank ", 0) == 0) throw;
+      throw Error(fmt::format("rank {}: {}", rank, message));
+    }
+  });
 }
