@@ -98,14 +98,16 @@ torch::Tensor varlen_attention(const torch::Tensor& q, const torch::Tensor& k, c
 }
 }  // namespace
 
-torch::Tensor host_to_device(const std::vector<int64_t>& values, const torch::Device& device) {
-  const int64_t n = int64_t(values.size());
-  if (!device.is_cuda()) return torch::from_blob(const_cast<int64_t*>(values.data()), {n}, torch::kLong).clone();
+torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device) {
+  if (!device.is_cuda()) return t.to(device);
   // Page-locked staging: the copy is queued behind the running kernels and the host goes on
   // (LibTorch's host allocator keeps the buffer until the copy is done).
-  auto staged = torch::empty({n}, torch::dtype(torch::kLong).pinned_memory(true));
-  std::copy(values.begin(), values.end(), staged.data_ptr<int64_t>());
-  return staged.to(device, /*non_blocking=*/true);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+torch::Tensor host_to_device(const std::vector<int64_t>& values, const torch::Device& device) {
+  auto t = torch::from_blob(const_cast<int64_t*>(values.data()), {int64_t(values.size())}, torch::kLong);
+  return device.is_cuda() ? to_device_async(t, device) : t.clone();
 }
 
 Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch::Device& device) {
@@ -478,8 +480,8 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
   if (dropout && !per_call) {
     auto drop = torch::rand({B * L}) < config.modality_dropout;
     auto which = torch::rand({B * L}) < 0.5;
-    drop_image = (drop & which).to(fuse->weight.device());
-    drop_bytes = (drop & which.logical_not()).to(fuse->weight.device());
+    drop_image = to_device_async(drop & which, fuse->weight.device());  // drawn on the CPU (its RNG is checkpointed)
+    drop_bytes = to_device_async(drop & which.logical_not(), fuse->weight.device());
   }
   // "call": each part is dropped for the whole batch with probability p (both may go); a part
   // switched off for evaluation counts as dropped; survivors are scaled by parts / survivors.

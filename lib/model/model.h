@@ -76,6 +76,8 @@ Varlen make_varlen(const std::vector<int64_t>& lengths, bool causal, const torch
 // Host values -> an int64 tensor on `device`. On CUDA through page-locked memory with a
 // non-blocking copy: the host does not wait for the GPU (no sync in the training step).
 torch::Tensor host_to_device(const std::vector<int64_t>& values, const torch::Device& device);
+// A CPU tensor on `device`, likewise without the host waiting.
+torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device);
 
 // Pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)) (SwiGLU or GELU).
 struct BlockImpl : torch::nn::Module {
