@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   double min_seconds = 2.0;
   size_t max_words = 200000;
   std::vector<int> thread_counts;
-  std::string examples, train_config;
+  std::vector<std::string> examples;
+  std::string train_config;
   size_t batch_size = 16;
   std::string device = "cpu", precision = "fp32";
   bool padded = false;
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   app.add_flag("--padded", padded, "With --train-config: the padded (bucketed) encoders and decoder instead of the packed ones");
   app.add_option("--threads", threads, "LibTorch threads (default: all cores)");
   app.add_option("--text", text_path, "Plain text, one document per line");
-  app.add_option("--examples", examples, "Examples shard: measure the data loader on it");
+  app.add_option("--examples", examples, "Examples shards: measure the data loader on them");
   app.add_option("--batch-size", batch_size, "Loader batch size (examples)")->capture_default_str();
   app.add_option("--min-seconds", min_seconds, "Repeat each measurement for at least this long")
       ->capture_default_str();
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
       torch::manual_seed(0);
       LoaderOptions lo{batch_size, 0, true, true, 4};
       lo.pin_memory = cuda;  // as ilt-train: batches page-locked, copied without waiting
-      DataLoader dl({examples}, lo);
+      DataLoader dl(examples, lo);
       ModelConfig mc = model_config(train_config);
       mc.max_word_length = int(dl.max_word_length());
       ImageLatentTransformer model(mc);
@@ -226,7 +227,7 @@ int main(int argc, char** argv) {
     if (!examples.empty()) {
 #ifdef ILT_HAVE_TORCH
       // Loader throughput: words delivered as tensors per second, prefetch thread included.
-      DataLoader dl({examples}, LoaderOptions{batch_size, 0, true, true, 4});
+      DataLoader dl(examples, LoaderOptions{batch_size, 0, true, true, 4});
       for (int i = 0; i < 3; ++i) dl.next();  // warm-up
       int64_t words = 0, batches = 0;
       auto t0 = Clock::now();
@@ -235,8 +236,10 @@ int main(int argc, char** argv) {
         ++batches;
       } while (seconds_since(t0) < min_seconds);
       double s = seconds_since(t0);
-      nlohmann::json r = {{"bench", "loader"}, {"file", examples}, {"batch_size", batch_size},
+      nlohmann::json r = {{"bench", "loader"}, {"file", examples.size() == 1 ? nlohmann::json(examples[0]) : nlohmann::json(examples)}, {"batch_size", batch_size},
                           {"batches", batches}, {"seconds", s}, {"words_per_s", double(words) / s}};
+      VocabCacheStats vs = dl.vocab_stats();
+      r["vocab_cache"] = {{"hits", vs.hits}, {"misses", vs.misses}, {"entries", vs.entries}, {"bytes", vs.bytes}};
       fmt::print("{}\n", r.dump());
 #else
       fail("built without LibTorch: no data loader to measure");

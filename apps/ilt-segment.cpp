@@ -6,7 +6,7 @@
 #include "common/cli_checks.h"
 #include "common/error.h"
 #include "shard/records.h"
-#include "shard/shard.h"
+#include "shard/series.h"
 #include "text/input.h"
 #include "text/segment.h"
 
@@ -24,9 +24,15 @@ int main(int argc, char** argv) {
   std::vector<std::string> inputs{"-"};
   std::string output = "-", format, field = "text", tag_field, id_field = "id", invalid = "error";
   size_t max_bytes = 30;
+  uint64_t shard_bytes = 0;
   one_line_errors(app, "ilt-segment");
   app.add_option("inputs", inputs, "Text files, '-' for stdin (default: stdin)");
   app.add_option("-o,--output", output, "Words shard to write, '-' for stdout")->capture_default_str();
+  app.add_option("--shard-size", shard_bytes,
+                 "Write numbered shards of at most this many record bytes each (e.g. 256MB): words.shard "
+                 "becomes words-00000.shard, words-00001.shard, ...; together they hold what one shard would")
+      ->transform(CLI::AsSizeValue(false))
+      ->capture_default_str();
   app.add_option("--format", format,
                  "Input format: lines (one document per line), paragraphs (documents separated by "
                  "blank lines) or jsonl (default: jsonl for *.jsonl files, else lines)")
@@ -52,7 +58,11 @@ int main(int argc, char** argv) {
                              {"max_bytes", max_bytes}, {"invalid", invalid}};
     nlohmann::json header = {{"tool", "ilt-segment"}, {"version", ILT_VERSION}, {"params", params},
                              {"input_names", inputs}};
-    ShardWriter writer(output, kKindWords, header);
+    ShardSeries writer(output, kKindWords, header, shard_bytes);
+    struct Counts {
+      uint64_t documents = 0, words = 0, bytes = 0;
+    };
+    std::vector<Counts> shard_counts;  // per numbered shard
     Segmenter seg(SegmentOptions{max_bytes});
     Progress progress("ilt-segment", 0);
     nlohmann::json sources = nlohmann::json::array();
@@ -72,7 +82,11 @@ int main(int argc, char** argv) {
         lens.clear();
         seg.segment(doc.text, &lens);
         encode_words_doc(doc.id, doc.tag, doc.text, lens, &rec);
-        writer.add(rec);
+        const size_t k = writer.add(rec);
+        shard_counts.resize(k + 1);
+        shard_counts[k].documents += 1;
+        shard_counts[k].words += lens.size();
+        shard_counts[k].bytes += doc.text.size();
         ++docs;
         words += lens.size();
         bytes += doc.text.size();
@@ -83,10 +97,19 @@ int main(int argc, char** argv) {
                          {"lines", reader.lines_read()}, {"empty_documents", reader.empty()},
                          {"invalid_skipped", reader.skipped()}, {"invalid_replaced", reader.replaced()}});
     }
-    writer.finish({{"inputs", sources},
-                   {"counts", {{"documents", docs}, {"words", words}, {"bytes", bytes},
-                               {"max_words_per_document", max_words}}}});
-    progress.finish(fmt::format("{} documents, {} words, {} bytes -> {}", docs, words, bytes, output));
+    nlohmann::json counts = {{"documents", docs}, {"words", words}, {"bytes", bytes}, {"max_words_per_document", max_words}};
+    writer.finish([&](size_t k) {
+      nlohmann::json footer = {{"inputs", sources}, {"counts", counts}};
+      if (shard_bytes > 0) {  // this shard's counts; the whole run's beside them
+        const Counts c = k < shard_counts.size() ? shard_counts[k] : Counts{};
+        footer["counts"] = {{"documents", c.documents}, {"words", c.words}, {"bytes", c.bytes}};
+        footer["run_counts"] = counts;
+      }
+      return footer;
+    });
+    const auto& paths = writer.paths();
+    progress.finish(fmt::format("{} documents, {} words, {} bytes -> {}", docs, words, bytes,
+                                paths.size() == 1 ? paths[0] : fmt::format("{} shards {}..{}", paths.size(), paths.front(), paths.back())));
     return 0;
   });
 }

@@ -67,6 +67,16 @@ int main(int argc, char** argv) {
   app.add_option("--keep-last", o.keep_last, "Checkpoints to keep")->capture_default_str()->check(Integer(1, 1000000));
   app.add_option("--log-every", o.log_every, "Log metrics every N steps")->capture_default_str()->check(Integer(1));
   app.add_option("--seed", o.seed, "Seed of initialisation, data order and dropout")->capture_default_str()->check(Integer(0));
+  app.add_option("--shuffle-buffer", o.shuffle_buffer,
+                 "Training examples shuffled together: each epoch walks the shards and their blocks in a seeded "
+                 "order and shuffles windows of this many examples (their records are held in memory, ~1-2 KB each)")
+      ->capture_default_str()
+      ->check(Integer(1));
+  app.add_option("--vocab-cache-mb", o.vocab_cache_mb,
+                 "Memory for decoded word images, read on demand from the vocabulary shards (validation's "
+                 "loader gets a quarter of it besides)")
+      ->capture_default_str()
+      ->check(Integer(1, 1 << 20));
   app.add_option("--threads", o.threads, "CPU threads (default: all cores)")->check(Integer(0, 1024));
   app.add_option("--device", o.device, "cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--precision", o.precision, "fp32, or bf16 (autocast on CUDA or the CPU; LibTorch 2.4 or newer)")

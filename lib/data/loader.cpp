@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <algorithm>
 #include <unordered_map>
 
 #include "common/error.h"
@@ -15,16 +16,15 @@
 
 namespace ilt {
 
-namespace {
-// One examples shard and its vocabulary, held in memory.
-struct Source {
-  std::string path;
-  std::vector<std::string> records;  // encoded examples
-  std::vector<WordImage> images;     // vocabulary: id -> image
-};
-}  // namespace
-
 Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::vector<WordImage>*>& vocabs,
+                 int64_t T, int64_t H, int64_t Wp) {
+  std::vector<std::vector<const WordImage*>> words(exs.size());
+  for (size_t b = 0; b < exs.size(); ++b)
+    for (uint32_t id : exs[b].word_ids) words[b].push_back(&vocabs[b]->at(id));
+  return make_batch(exs, words, T, H, Wp);
+}
+
+Batch make_batch(const std::vector<Example>& exs, const std::vector<std::vector<const WordImage*>>& words,
                  int64_t T, int64_t H, int64_t Wp) {
   const int64_t B = int64_t(exs.size());
   int64_t Lb = 1;
@@ -52,13 +52,14 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
   int32_t* pre = out.prefix_ids.data_ptr<int32_t>();
   int32_t* tl = out.target_lengths.data_ptr<int32_t>();
   int64_t* img = out.image_index.data_ptr<int64_t>();
-  // Distinct images of the batch, in order of first use: (vocabulary, id) -> index.
+  // Distinct images of the batch, in order of first use: image -> index.
   std::unordered_map<const WordImage*, int64_t> distinct;
   std::vector<const WordImage*> images;
   std::string unique_bytes;  // N x T
   for (int64_t b = 0; b < B; ++b) {
     const Example& ex = exs[b];
-    const std::vector<WordImage>& vocab = *vocabs[b];
+    const std::vector<const WordImage*>& word = words[b];
+    if (word.size() != ex.size()) fail("make_batch: {} images for {} words", word.size(), ex.size());
     int64_t l = 0;
     for (size_t d = 0; d < ex.docs.size(); ++d) {
       out.doc_tags[size_t(b)].push_back(ex.docs[d].tag);
@@ -73,13 +74,12 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
     // Labels a prefix block shows its own words are not trained on (done here, not in
     // ilt-pack, so shards packed before the rule are read right too).
     std::vector<char> ignored(ex.size(), 0);
-    for (uint32_t k : ignored_labels(ex, [&](size_t l) -> std::string_view { return vocab.at(ex.word_ids[l]).word; }))
+    for (uint32_t k : ignored_labels(ex, [&](size_t l) -> std::string_view { return word[l]->word; }))
       ignored[k] = 1;
     for (l = 0; l < int64_t(ex.size()); ++l) {
       const int64_t bl = b * Lb + l;
       wm[bl] = true;
-      uint32_t id = ex.word_ids[l];
-      std::string in = word_input_bytes(vocab.at(id).word, size_t(T));
+      std::string in = word_input_bytes(word[size_t(l)]->word, size_t(T));
       std::memcpy(wb + bl * T, in.data(), in.size());
       if (!ignored[size_t(l)]) {
         std::string_view label = cut_label(ex.labels[l], size_t(T));
@@ -91,9 +91,9 @@ Batch make_batch(const std::vector<Example>& exs, const std::vector<const std::v
         out.label_bytes += int64_t(label.size());
         ++out.labels;
       }
-      auto [it, fresh] = distinct.try_emplace(&vocab[id], int64_t(images.size()));
+      auto [it, fresh] = distinct.try_emplace(word[size_t(l)], int64_t(images.size()));
       if (fresh) {
-        images.push_back(&vocab[id]);
+        images.push_back(word[size_t(l)]);
         unique_bytes.append(in);
         unique_bytes.append(size_t(T) - in.size(), char(kPad));
       }
@@ -156,12 +156,36 @@ BatchLayout batch_layout(const Batch& b) {
   return lay;
 }
 
+namespace {
+// One examples shard, read on demand.
+struct Source {
+  std::string path;
+  std::unique_ptr<ShardReader> reader;
+  uint32_t vocab = 0;   // in the VocabCache
+  uint64_t base = 0;    // global id of its record 0
+  uint64_t records = 0;
+};
+// A run of records of one shard: a block, in an epoch's stream.
+struct Unit {
+  uint32_t source = 0;
+  uint64_t first = 0, count = 0;
+};
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t x = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  return x ^ (x >> 29);
+}
+}  // namespace
+
 struct DataLoader::Impl {
   LoaderOptions opt;
   std::vector<Source> sources;
-  std::vector<std::pair<uint32_t, uint64_t>> index;  // global id -> (source, record)
+  uint64_t total = 0;
   nlohmann::json meta;
   int64_t T = 0, L = 0, H = 0, Wp = 0;
+  std::unique_ptr<VocabCache> vocab;
+  mutable std::mutex read_mu;  // the shard readers (loader thread and build())
 
   // Prefetching.
   std::thread worker;
@@ -171,18 +195,14 @@ struct DataLoader::Impl {
   bool stop = false, done = false;
   std::exception_ptr error;
   LoaderState produce_state, consumed_state;
-
-  std::vector<uint64_t> order(uint64_t epoch) const {
-    std::vector<uint64_t> o(index.size());
-    for (uint64_t i = 0; i < o.size(); ++i) o[i] = i;
-    if (opt.shuffle) seeded_shuffle(&o, opt.seed * 0x9E3779B97F4A7C15ull + epoch);
-    return o;
-  }
+  std::vector<std::string> spill;  // the loader thread's, see next_examples
 
   void load(const std::string& path, bool first) {
     Source src;
     src.path = path;
-    ShardReader r(path, kKindExamples);
+    src.reader = std::make_unique<ShardReader>(path, kKindExamples);
+    const ShardReader& r = *src.reader;
+    if (!r.random_access()) fail("{}: the loader streams examples shards by block and needs a file, not a pipe", path);
     if (first) {
       meta = r.header();
       T = meta.at("params").at("max_word_length").get<int64_t>();
@@ -197,45 +217,139 @@ struct DataLoader::Impl {
       if (r.header()["render"] != meta["render"])
         fail("{}: its images were rendered with other settings than {}'s", path, sources[0].path);
     }
-    std::string_view rec;
-    while (r.next(&rec)) src.records.emplace_back(rec);
-    const std::string vocab = vocab_path(path, r.header());
-    ShardReader v(vocab, kKindVocab);
-    while (v.next(&rec)) {
-      src.images.emplace_back();
-      try {
-        decode_word_image(rec, &src.images.back());
-      } catch (const Error& e) {
-        fail("{}: record {}: {}", vocab, v.next_index() - 1, e.what());
-      }
-      if (src.images.back().height != H || src.images.back().width % Wp != 0)
-        fail("{}: record {}: image {}x{} does not fit {}-pixel patches of height {}", vocab,
-             v.next_index() - 1, src.images.back().width, src.images.back().height, Wp, H);
-    }
-    uint32_t s = uint32_t(sources.size());
-    for (uint64_t i = 0; i < src.records.size(); ++i) index.emplace_back(s, i);
+    src.vocab = vocab->open(vocab_path(path, r.header()), H, Wp);
+    src.base = total;
+    src.records = r.size();
+    total += src.records;
     sources.push_back(std::move(src));
   }
 
-  Batch build(const std::vector<uint64_t>& ids) const {
+  std::pair<uint32_t, uint64_t> locate(uint64_t id) const {
+    if (id >= total) fail("example {} out of range ({} examples)", id, total);
+    auto it = std::upper_bound(sources.begin(), sources.end(), id, [](uint64_t v, const Source& s) { return v < s.base; });
+    const uint32_t s = uint32_t(it - sources.begin()) - 1;
+    return {s, id - sources[s].base};
+  }
+
+  // Epoch `epoch`'s stream: shards in a seeded order, each one's blocks in a seeded order.
+  std::vector<Unit> units(uint64_t epoch) const {
+    std::vector<uint32_t> shard_order(sources.size());
+    for (uint32_t i = 0; i < shard_order.size(); ++i) shard_order[i] = i;
+    if (opt.shuffle) seeded_shuffle(&shard_order, mix(mix(opt.seed, epoch), 1));
+    std::vector<Unit> out;
+    for (uint32_t s : shard_order) {
+      const ShardReader& r = *sources[s].reader;
+      std::vector<uint64_t> blocks(r.num_blocks());
+      for (uint64_t b = 0; b < blocks.size(); ++b) blocks[b] = b;
+      if (opt.shuffle) seeded_shuffle(&blocks, mix(mix(mix(opt.seed, epoch), 2), s));
+      for (uint64_t b : blocks)
+        if (r.block_records(b) > 0) out.push_back({s, r.block_first(b), r.block_records(b)});
+    }
+    return out;
+  }
+
+  // One shuffle window of an epoch: its global ids in the order served, with their records
+  // (records left empty when `with_records` is false).
+  struct Window {
+    uint64_t epoch = ~0ull, index = ~0ull;
+    std::vector<uint64_t> ids;
+    std::vector<std::string> records;
+  };
+  struct EpochPlan {
+    uint64_t epoch = ~0ull;
+    std::vector<Unit> units;
+    std::vector<uint64_t> starts;  // stream position of each unit's first record
+  };
+
+  uint64_t window_size() const { return std::max<uint64_t>(1, opt.shuffle ? opt.shuffle_buffer : total); }
+
+  void plan(uint64_t epoch, EpochPlan* p) const {
+    if (p->epoch == epoch) return;
+    p->epoch = epoch;
+    p->units = units(epoch);
+    p->starts.clear();
+    uint64_t at = 0;
+    for (const Unit& u : p->units) {
+      p->starts.push_back(at);
+      at += u.count;
+    }
+  }
+
+  void fill_window(uint64_t epoch, uint64_t w, EpochPlan* p, Window* win, bool with_records) const {
+    plan(epoch, p);
+    const uint64_t W = window_size(), lo = w * W, hi = std::min(total, lo + W);
+    win->epoch = epoch;
+    win->index = w;
+    win->ids.clear();
+    win->records.clear();
+    size_t u = size_t(std::upper_bound(p->starts.begin(), p->starts.end(), lo) - p->starts.begin()) - 1;
+    std::unique_lock<std::mutex> lock(read_mu, std::defer_lock);
+    if (with_records) lock.lock();
+    for (uint64_t at = lo; at < hi; ++u) {
+      const Unit& un = p->units[u];
+      const uint64_t from = at - p->starts[u], to = std::min(un.count, hi - p->starts[u]);
+      for (uint64_t k = from; k < to; ++k, ++at) {
+        win->ids.push_back(sources[un.source].base + un.first + k);
+        if (with_records) win->records.emplace_back(sources[un.source].reader->get(un.first + k));
+      }
+    }
+    if (opt.shuffle) {
+      std::vector<uint32_t> perm(win->ids.size());
+      for (uint32_t i = 0; i < perm.size(); ++i) perm[i] = i;
+      seeded_shuffle(&perm, mix(mix(mix(opt.seed, epoch), 3), w));
+      std::vector<uint64_t> ids(perm.size());
+      std::vector<std::string> recs(with_records ? perm.size() : 0);
+      for (size_t i = 0; i < perm.size(); ++i) {
+        ids[i] = win->ids[perm[i]];
+        if (with_records) recs[i] = std::move(win->records[perm[i]]);
+      }
+      win->ids = std::move(ids);
+      win->records = std::move(recs);
+    }
+  }
+
+  // Decodes examples and builds their batch; records[b] is example ids[b]'s record.
+  Batch build_records(const std::vector<uint64_t>& ids, const std::vector<std::string_view>& records) const {
     std::vector<Example> exs(ids.size());
-    std::vector<const std::vector<WordImage>*> vocabs(ids.size());
+    std::vector<std::vector<const WordImage*>> words(ids.size());
+    // Each distinct (vocabulary, id) is fetched once and held until the batch is built, so
+    // the batch does not depend on what the cache evicts meanwhile.
+    std::unordered_map<uint64_t, std::shared_ptr<const WordImage>> held;
     for (size_t b = 0; b < ids.size(); ++b) {
-      auto [s, i] = index.at(ids[b]);
+      auto [s, i] = locate(ids[b]);
       try {
-        decode_example(sources[s].records[i], &exs[b]);
+        decode_example(records[b], &exs[b]);
       } catch (const Error& e) {
         fail("{}: record {}: {}", sources[s].path, i, e.what());
       }
-      for (uint32_t id : exs[b].word_ids)
-        if (id >= sources[s].images.size())
-          fail("{}: record {}: word id {} outside its vocabulary ({} words)", sources[s].path, i, id,
-               sources[s].images.size());
-      vocabs[b] = &sources[s].images;
+      const uint32_t v = sources[s].vocab;
+      for (uint32_t id : exs[b].word_ids) {
+        auto& img = held[(uint64_t(v) << 32) | id];
+        if (!img) {
+          try {
+            img = vocab->get(v, id);
+          } catch (const Error& e) {
+            fail("{}: record {}: {}", sources[s].path, i, e.what());
+          }
+        }
+        words[b].push_back(img.get());
+      }
     }
-    Batch out = make_batch(exs, vocabs, T, H, Wp);
+    Batch out = make_batch(exs, words, T, H, Wp);
     out.example_ids = ids;
     return out;
+  }
+
+  Batch build(const std::vector<uint64_t>& ids) const {
+    std::vector<std::string> recs;
+    {
+      std::lock_guard<std::mutex> lock(read_mu);
+      for (uint64_t id : ids) {
+        auto [s, i] = locate(id);
+        recs.emplace_back(sources[s].reader->get(i));
+      }
+    }
+    return build_records(ids, std::vector<std::string_view>(recs.begin(), recs.end()));
   }
 
   static void pin(Batch* b) {
@@ -245,22 +359,37 @@ struct DataLoader::Impl {
       if (t->defined()) *t = t->pin_memory();
   }
 
-  // Batches from `state` on, in order; returns false when a finite pass is over.
-  bool next_ids(LoaderState* st, std::vector<uint64_t>* ids, std::vector<uint64_t>* ord, uint64_t* ord_epoch) {
+  // The next batch's examples from state `st` on (ids and records); false when a finite pass
+  // is over.
+  bool next_examples(LoaderState* st, EpochPlan* p, Window* win, std::vector<uint64_t>* ids,
+                     std::vector<std::string_view>* recs) {
     ids->clear();
-    const uint64_t N = index.size();
-    if (N == 0) return false;
+    recs->clear();
+    if (total == 0) return false;
+    // Records of a batch that spans windows are copied out of the old window (reserved so
+    // the views stay valid).
+    spill.clear();
+    spill.reserve(opt.batch_size);
+    size_t spilled = 0;
     while (ids->size() < opt.batch_size) {
-      if (st->cursor >= N) {
+      if (st->cursor >= total) {
         if (!opt.infinite) break;
         ++st->epoch;
         st->cursor = 0;
       }
-      if (*ord_epoch != st->epoch || ord->empty()) {
-        *ord = order(st->epoch);
-        *ord_epoch = st->epoch;
+      const uint64_t W = window_size(), w = st->cursor / W;
+      if (win->epoch != st->epoch || win->index != w) {
+        // Moving on: keep the views into the old window alive as copies.
+        for (; spilled < recs->size(); ++spilled) {
+          spill.emplace_back((*recs)[spilled]);
+          (*recs)[spilled] = spill.back();
+        }
+        fill_window(st->epoch, w, p, win, true);
       }
-      ids->push_back((*ord)[st->cursor++]);
+      const uint64_t k = st->cursor - w * W;
+      ids->push_back(win->ids[k]);
+      recs->push_back(win->records[k]);
+      ++st->cursor;
     }
     return !ids->empty();
   }
@@ -268,17 +397,20 @@ struct DataLoader::Impl {
   void run() {
     try {
       LoaderState st = produce_state;
-      std::vector<uint64_t> ids, ord;
-      uint64_t ord_epoch = ~0ull;
+      EpochPlan p;
+      Window win;
+      std::vector<uint64_t> ids;
+      std::vector<std::string_view> recs;
       for (;;) {
         uint64_t epoch = st.epoch;
-        if (st.cursor >= index.size() && opt.infinite) epoch = st.epoch + 1;
-        if (!next_ids(&st, &ids, &ord, &ord_epoch)) break;
+        if (st.cursor >= total && opt.infinite) epoch = st.epoch + 1;
+        if (!next_examples(&st, &p, &win, &ids, &recs)) break;
         if (opt.parts > 1) {  // this rank's part of the global batch
           const size_t n = ids.size(), lo = opt.part * n / opt.parts, hi = (opt.part + 1) * n / opt.parts;
           ids = std::vector<uint64_t>(ids.begin() + long(lo), ids.begin() + long(hi));
+          recs = std::vector<std::string_view>(recs.begin() + long(lo), recs.begin() + long(hi));
         }
-        Batch b = build(ids);
+        Batch b = build_records(ids, recs);
         if (opt.pin_memory) pin(&b);
         b.epoch = epoch;
         b.next_state = st;
@@ -308,8 +440,9 @@ DataLoader::DataLoader(const std::vector<std::string>& paths, LoaderOptions opti
     fail("batch size {} is smaller than the {} ranks sharing it: each rank needs at least one example", m.opt.batch_size,
          m.opt.parts);
   if (paths.empty()) fail("no examples shards given");
+  m.vocab = std::make_unique<VocabCache>(m.opt.vocab_cache_bytes);
   for (size_t i = 0; i < paths.size(); ++i) m.load(paths[i], i == 0);
-  if (start.cursor > m.index.size()) fail("loader state cursor {} past the {} examples", start.cursor, m.index.size());
+  if (start.cursor > m.total) fail("loader state cursor {} past the {} examples", start.cursor, m.total);
   m.produce_state = m.consumed_state = start;
   if (m.opt.prefetch > 0) m.worker = std::thread([&m] { m.run(); });
 }
@@ -343,10 +476,24 @@ LoaderState DataLoader::state() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->consumed_state;
 }
-uint64_t DataLoader::num_examples() const { return impl_->index.size(); }
+uint64_t DataLoader::num_examples() const { return impl_->total; }
 int64_t DataLoader::max_word_length() const { return impl_->T; }
 int64_t DataLoader::max_seq_length() const { return impl_->L; }
 const nlohmann::json& DataLoader::meta() const { return impl_->meta; }
 Batch DataLoader::build(const std::vector<uint64_t>& ids) const { return impl_->build(ids); }
+VocabCacheStats DataLoader::vocab_stats() const { return impl_->vocab->stats(); }
+
+std::vector<uint64_t> DataLoader::order(uint64_t epoch, uint64_t from, uint64_t count) const {
+  const Impl& m = *impl_;
+  std::vector<uint64_t> out;
+  Impl::EpochPlan p;
+  Impl::Window win;
+  const uint64_t W = m.window_size();
+  for (uint64_t c = from; c < std::min(m.total, from + count); ++c) {
+    if (win.index != c / W) m.fill_window(epoch, c / W, &p, &win, false);
+    out.push_back(win.ids[c - (c / W) * W]);
+  }
+  return out;
+}
 
 }  // namespace ilt

@@ -1,6 +1,12 @@
 // The data loader: examples shards -> batches of LibTorch tensors, prefetched on a
 // background thread, infinite with a reshuffle per epoch, resumable exactly.
 //
+// Streaming: memory does not grow with the corpus. Each epoch walks the shards in a seeded
+// order and each shard's blocks in a seeded order; that stream is cut into windows of
+// `shuffle_buffer` examples, each shuffled (seeded) and read when reached. A window is a pure
+// function of (seed, epoch, window), so a resume seeks straight to its window. Vocabulary
+// records (word bytes and images) are read on demand through a bounded cache (VocabCache).
+//
 // Shapes: B examples, L words (the longest example of the batch), T = max word length,
 // N distinct word images in the batch, P their patches (H x W_p pixels each).
 #pragma once
@@ -12,6 +18,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "data/vocab_cache.h"
 
 namespace ilt {
 
@@ -28,6 +36,11 @@ struct LoaderOptions {
   // only its part of each batch (examples [part * B / parts, (part + 1) * B / parts)), so the
   // order, the state and a resume do not depend on how many ranks share the batch.
   size_t part = 0, parts = 1;
+  // Examples shuffled together (the whole epoch when there are fewer): their encoded records
+  // are held in memory, about 1-2 KB each.
+  size_t shuffle_buffer = 16384;
+  // Decoded word images kept in memory (least recently used evicted).
+  size_t vocab_cache_bytes = size_t(256) << 20;
 };
 
 // Where the loader is: the next batch starts at example `cursor` of epoch `epoch`'s order.
@@ -87,9 +100,12 @@ BatchLayout batch_layout(const Batch& b);
 struct WordImage;
 struct Example;
 
-// Builds a batch from examples whose word ids index vocabs[b] (the word images, which carry
-// the words' bytes). T: max word length; H, Wp: image height and patch width. Used by the
-// loader, the tests and generation.
+// Builds a batch from examples; words[b][l] is the image (which carries the bytes) of example
+// b's word l; one pointer per distinct word (the batch encodes each distinct image once).
+// T: max word length; H, Wp: image height and patch width.
+Batch make_batch(const std::vector<Example>& examples, const std::vector<std::vector<const WordImage*>>& words,
+                 int64_t T, int64_t H, int64_t Wp);
+// The same with word ids indexing vocabs[b] (tests and generation).
 Batch make_batch(const std::vector<Example>& examples, const std::vector<const std::vector<WordImage>*>& vocabs,
                  int64_t T, int64_t H, int64_t Wp);
 
@@ -111,8 +127,15 @@ class DataLoader {
   // The first examples shard's header (params, render settings, label mode).
   const nlohmann::json& meta() const;
 
-  // Builds the batch of the given global example ids directly (no thread, no state).
+  // Builds the batch of the given global example ids directly (no thread, no state). A global
+  // id numbers the examples of all shards in the order given.
   Batch build(const std::vector<uint64_t>& example_ids) const;
+
+  // The global ids of epoch `epoch`'s order from example `from` on (`count` of them): the
+  // order next() follows (for tests and tools; reads no records).
+  std::vector<uint64_t> order(uint64_t epoch, uint64_t from, uint64_t count) const;
+  // Vocabulary cache counters (hits, misses, bytes held).
+  VocabCacheStats vocab_stats() const;
 
  private:
   struct Impl;

@@ -1,5 +1,7 @@
 #include "data/pack.h"
 
+#include <iterator>
+
 #include "common/error.h"
 #include "common/hash.h"
 
@@ -139,5 +141,15 @@ void Packer::add(const std::vector<std::string>& words, const std::vector<uint32
 }
 
 std::vector<Example>& Packer::examples() { return examples_; }
+
+std::vector<Example> Packer::take_complete(bool all) {
+  std::vector<Example> out;
+  // With packing the last example may still be filled by the next document.
+  const size_t keep = (all || !opt_.packing || examples_.empty()) ? 0 : 1;
+  out.reserve(examples_.size() - keep);
+  std::move(examples_.begin(), examples_.end() - long(keep), std::back_inserter(out));
+  examples_.erase(examples_.begin(), examples_.end() - long(keep));
+  return out;
+}
 
 }  // namespace ilt

@@ -35,6 +35,9 @@ class Packer {
   void add(const std::vector<std::string>& words, const std::string& tag, const std::string& id);
   // The examples so far, in the order they were filled. Word ids index vocab().
   std::vector<Example>& examples();
+  // Moves out the examples no later add() can change (all of them with `all`), so that a
+  // long run writes them as it goes.
+  std::vector<Example> take_complete(bool all);
   const std::vector<std::string>& vocab() const { return vocab_; }
   uint64_t documents() const { return documents_; }
   uint64_t words() const { return words_; }

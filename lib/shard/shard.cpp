@@ -392,6 +392,8 @@ nlohmann::json ShardReader::meta() const {
 }
 bool ShardReader::random_access() const { return impl_->in->seekable(); }
 uint64_t ShardReader::num_blocks() const { return impl_->blocks.size(); }
+uint64_t ShardReader::block_first(uint64_t b) const { return impl_->blocks.at(b).first; }
+uint64_t ShardReader::block_records(uint64_t b) const { return impl_->blocks.at(b).records; }
 uint64_t ShardReader::next_index() const { return impl_->seq_record; }
 
 uint64_t ShardReader::size() const {

@@ -71,6 +71,9 @@ class ShardReader {
   bool random_access() const;
   uint64_t size() const;  // number of records (pipes: known only after the end)
   uint64_t num_blocks() const;
+  // Block b holds records [block_first(b), block_first(b) + block_records(b)).
+  uint64_t block_first(uint64_t b) const;
+  uint64_t block_records(uint64_t b) const;
   std::string_view get(uint64_t i);  // valid until the next get()/next()
 
   // Decompresses the whole shard once, verifying every block (for `ilt-inspect --verify`).

@@ -255,6 +255,8 @@ const std::vector<Setting>& training_settings() {
       {"schedule", {"schedule"}, false, [](const O& o) { return J(o.schedule); },
        [](O& o, const J& v) { o.schedule = v.get<std::string>(); }},
       {"seed", {"seed"}, false, [](const O& o) { return J(o.seed); }, [](O& o, const J& v) { o.seed = v.get<uint64_t>(); }},
+      {"shuffle_buffer", {"shuffle-buffer"}, false, [](const O& o) { return J(o.shuffle_buffer); },
+       [](O& o, const J& v) { o.shuffle_buffer = v.get<size_t>(); }},
       {"precision", {"precision"}, true, [](const O& o) { return J(o.precision); },
        [](O& o, const J& v) { o.precision = v.get<std::string>(); }},
   };
@@ -315,7 +317,8 @@ nlohmann::json apply_checkpoint_settings(TrainOptions* o, const ResumePoint& r, 
            "change it (recorded in metrics.jsonl)",
            s.flags.size() == 1 ? s.flags[0] : "beta1/--beta2", now.dump(), before.dump(), cj);
     changed[s.key] = {before, now};
-    if (std::string(s.key) == "seed") *restart_data = true;  // another seed, another order
+    // Another seed or shuffle window, another order.
+    if (std::string(s.key) == "seed" || std::string(s.key) == "shuffle_buffer") *restart_data = true;
   }
   const nlohmann::json& data = r.config.contains("data") ? r.config["data"] : nlohmann::json::object();
   // The shards as given, and as absolute paths (so that a resume from another working
@@ -401,6 +404,8 @@ int train(const TrainOptions& opt_in) {
   const bool lead = dp.rank() == 0;  // rank 0 writes checkpoints and metrics, and speaks
 
   LoaderOptions train_loading{o.batch_size, o.seed, true, true, 4};
+  train_loading.shuffle_buffer = o.shuffle_buffer;
+  train_loading.vocab_cache_bytes = o.vocab_cache_mb << 20;
   train_loading.pin_memory = dev.is_cuda();  // batches copied to the GPU without the host waiting
   train_loading.part = size_t(dp.rank());      // each rank builds its part of every global batch
   train_loading.parts = size_t(dp.world());
@@ -421,7 +426,9 @@ int train(const TrainOptions& opt_in) {
   std::unique_ptr<Validation> validation;
   if (!o.validation.empty()) {
     validation = std::make_unique<Validation>();
-    validation->loader = std::make_unique<DataLoader>(o.validation, LoaderOptions{o.batch_size, 0, false, false, 0});
+    LoaderOptions vo{o.batch_size, 0, false, false, 0};
+    vo.vocab_cache_bytes = std::max<size_t>(1, o.vocab_cache_mb / 4) << 20;
+    validation->loader = std::make_unique<DataLoader>(o.validation, vo);
     if (validation->loader->max_word_length() != loader->max_word_length())
       fail("{}: packed with max word length {}, the training data ({}) with {}", o.validation[0],
            validation->loader->max_word_length(), o.train[0], loader->max_word_length());

@@ -28,6 +28,8 @@ struct TrainOptions {
   int64_t eval_every = 100, eval_batches = 20, save_every = 500, log_every = 10;
   int keep_last = 3;
   uint64_t seed = 0;
+  size_t shuffle_buffer = 16384;               // examples shuffled together (LoaderOptions)
+  size_t vocab_cache_mb = 256;                 // decoded word images kept in memory
   int threads = 0;                             // 0: all cores
   std::string device = "cpu";                  // cpu, cuda, cuda:N
   std::string precision = "fp32";             // fp32, bf16 (autocast; LibTorch 2.4 or newer)

@@ -67,6 +67,17 @@ expect_error "not a shard" "not an ilt shard" "$bin/ilt-inspect" bad.txt
 head -c 3000 words.shard | "$bin/ilt-render" - -o p.shard 2>err.txt
 check "truncated pipe fails" bash -c "! '$bin/ilt-render' - -o p.shard < cut.shard 2>/dev/null"
 check "no output from a failed pipe read" test ! -e p.shard
+# --shard-size: numbered shards whose records, in order, are the one-shard run's.
+"$bin/ilt-segment" "$demo" --tag-field lang -o split.words --shard-size 100KB 2>/dev/null
+check "--shard-size: numbered words shards" test -s split-00003.words
+check "--shard-size: no unnumbered shard" test ! -e split.words
+check "--shard-size: the records of one shard, in order" cmp \
+  <(for f in split-0*.words; do "$bin/ilt-inspect" "$f" --dump 0: 2>/dev/null; done | python3 -c "import json,sys; [print(json.dumps(dict(json.loads(l), index=0))) for l in sys.stdin]") \
+  <("$bin/ilt-inspect" words.shard --dump 0: 2>/dev/null | python3 -c "import json,sys; [print(json.dumps(dict(json.loads(l), index=0))) for l in sys.stdin]")
+check "--shard-size: each shard counts its own documents" bash -c "
+  total=0; for f in split-0*.words; do n=\$('$bin/ilt-inspect' \$f --json --no-stats | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"meta\"][\"counts\"][\"documents\"])'); total=\$((total + n)); done
+  test \$total -eq 650"
+expect_error "--shard-size to stdout" "need a file name, not '-'" "$bin/ilt-segment" "$demo" --shard-size 1MB -o -
 check "unknown flag fails" bash -c "! '$bin/ilt-segment' --no-such-flag 2>/dev/null"
 check "--help explains" bash -c "'$bin/ilt-segment' --help | grep -q 'lossless'"
 

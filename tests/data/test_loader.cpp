@@ -2,12 +2,16 @@
 #include <stdlib.h>
 
 #include <cstdlib>
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include "torch_catch.h"  // first: see there
 #include "common/io.h"
 #include "data/loader.h"
 #include "data/examples.h"
+#include "shard/shard.h"
 
 using namespace ilt;
 
@@ -193,4 +197,122 @@ TEST_CASE("loader: image patches reassemble the word images") {
   }
   CHECK(at == b->image_patches.size(0));
   CHECK(inked >= n_images * 9 / 10);  // words have ink (a few faint control pictures may not)
+}
+
+namespace {
+// The demo corpus packed into many small examples shards (ilt-pack --shard-size), sharing
+// one vocabulary: what a large run looks like, in miniature.
+std::vector<std::string> sharded_examples() {
+  static std::vector<std::string> paths = [] {
+    std::string bin = ILT_BINARY_DIR;
+    char tmpl[] = "loader-shards-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    std::string dir = tmpl;
+    std::string cmd = "set -e; cd " + dir + "; " + bin + "/ilt-segment " ILT_SOURCE_DIR
+                      "/data/demo/udhr-eng-heb.txt -o w.shard 2>/dev/null; " + bin +
+                      "/ilt-render w.shard -o i.shard 2>/dev/null; " + bin +
+                      "/ilt-pack w.shard --images i.shard -o d --max-seq-length 32 --shard-size 4KB 2>/dev/null";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::vector<std::string> out;
+    for (int i = 0; std::ifstream(dir + fmt::format("/d.train-{:05d}.examples", i)).good(); ++i)
+      out.push_back(dir + fmt::format("/d.train-{:05d}.examples", i));
+    REQUIRE(out.size() >= 4);
+    return out;
+  }();
+  return paths;
+}
+
+LoaderOptions streaming(size_t batch, uint64_t seed, size_t window) {
+  LoaderOptions o{batch, seed, true, true, 3};
+  o.shuffle_buffer = window;
+  return o;
+}
+}  // namespace
+
+TEST_CASE("loader: streamed in windows over many shards, each epoch is a permutation, and order() predicts next()") {
+  const auto shards = sharded_examples();
+  DataLoader dl(shards, streaming(1, 5, 7));
+  const uint64_t N = dl.num_examples();
+  REQUIRE(N > 3 * 7);
+  std::vector<uint64_t> e0, e1;
+  for (uint64_t i = 0; i < 2 * N; ++i) {
+    auto b = dl.next();
+    REQUIRE(b);
+    (i < N ? e0 : e1).push_back(b->example_ids[0]);
+  }
+  CHECK(e0 == dl.order(0, 0, N));
+  CHECK(e1 == dl.order(1, 0, N));
+  CHECK(e0 != e1);
+  // Shuffled, not in shard order, yet each window holds a stretch of the epoch's stream.
+  std::vector<uint64_t> in_order(N);
+  for (uint64_t i = 0; i < N; ++i) in_order[i] = i;
+  CHECK(e0 != in_order);
+  for (auto* e : {&e0, &e1}) {
+    std::sort(e->begin(), e->end());
+    CHECK(*e == in_order);
+  }
+  // Without shuffling: the shards in the order given, their records in order.
+  LoaderOptions plain{1, 5, false, false, 1};
+  DataLoader seq(shards, plain);
+  CHECK(seq.order(0, 0, N) == in_order);
+}
+
+TEST_CASE("loader: a resume inside a shuffle window, across shards, gives the same batches") {
+  const auto shards = sharded_examples();
+  const LoaderOptions o = streaming(3, 11, 10);
+  DataLoader a(shards, o);
+  for (int i = 0; i < 5; ++i) a.next();  // cursor 15: inside the second window
+  const LoaderState saved = a.state();
+  CHECK(saved.cursor % 10 != 0);
+  std::vector<Batch> expect;
+  for (int i = 0; i < 8; ++i) expect.push_back(*a.next());
+  DataLoader b(shards, o, LoaderState::from_json(saved.to_json()));
+  for (int i = 0; i < 8; ++i) {
+    auto x = b.next();
+    REQUIRE(x);
+    CHECK(same_batch(*x, expect[size_t(i)]));
+  }
+}
+
+TEST_CASE("loader: a vocabulary cache far smaller than the vocabulary gives the same batches") {
+  const auto shards = sharded_examples();
+  LoaderOptions big = streaming(4, 2, 16), tiny = big;
+  tiny.vocab_cache_bytes = 1;  // keeps only what the batch being built holds
+  DataLoader a(shards, big), b(shards, tiny);
+  for (int i = 0; i < 12; ++i) {
+    auto x = a.next(), y = b.next();
+    REQUIRE((x && y));
+    CHECK(same_batch(*x, *y));
+    CHECK(same(x->unique_word_bytes, y->unique_word_bytes));
+  }
+  const VocabCacheStats sa = a.vocab_stats(), sb = b.vocab_stats();
+  CHECK(sb.entries <= 1);
+  CHECK(sb.misses > sa.misses);  // the small cache went back to the shard for words it dropped
+  CHECK(sa.hits > 0);
+}
+
+TEST_CASE("loader: a word id outside the vocabulary names the examples shard and record") {
+  const auto shards = sharded_examples();
+  // An examples shard whose header names another run's (smaller) vocabulary.
+  char tmpl[] = "loader-badvocab-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl, bin = ILT_BINARY_DIR;
+  std::string cmd = "set -e; cd " + dir + "; printf 'a b\\n' > t.txt; " + bin + "/ilt-segment t.txt -o w 2>/dev/null; " + bin +
+                    "/ilt-render w -o i 2>/dev/null; " + bin + "/ilt-pack w --images i -o s --max-seq-length 32 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const std::string bad = dir + "/bad.examples";
+  {
+    ShardReader r(shards[0], kKindExamples);
+    nlohmann::json head = r.header();
+    head["vocab"] = "s.train.vocab";  // 4 words
+    ShardWriter w(bad, kKindExamples, head);
+    std::string_view rec;
+    while (r.next(&rec)) w.add(rec);
+    w.finish(nlohmann::json::object());
+  }
+  DataLoader dl({bad}, LoaderOptions{2, 0, false, false, 1});
+  const std::string err = ILT_ERROR_OF(dl.next());
+  CHECK(err.find(bad + ": record 0: ") != std::string::npos);
+  CHECK(err.find("s.train.vocab: word id") != std::string::npos);
+  CHECK(err.find("outside the vocabulary (") != std::string::npos);
 }

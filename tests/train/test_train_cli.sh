@@ -61,7 +61,7 @@ n = json.load(open('newdata/step-0000008/config.json'))['data']['train_examples'
 k = 4 * 4  # 4 steps of 4 examples from the start of the new data
 t = json.load(open('newdata/step-0000008/trainer.json'))['loader']
 assert (t['epoch'], t['cursor']) == ((k - 1) // n, k - (k - 1) // n * n), (t, n)"
-for flag in "--seed 9" "--grad-accum 2" "--schedule linear"; do
+for flag in "--seed 9" "--grad-accum 2" "--schedule linear" "--shuffle-buffer 7"; do
   expect_error "resume: another ${flag% *} is refused" "${flag% *} .* differs from the checkpoint's" \
     "$bin/ilt-train" --resume full/step-0000004 --output x1 $flag
 done
