@@ -89,6 +89,11 @@ int main(int argc, char** argv) {
                  "Seconds a rank waits for the others (joining, each collective) before stopping with an error")
       ->capture_default_str()
       ->check(Number(1));
+  app.add_option("--bucket-mb", o.bucket_mb,
+                 "Data parallelism: gradients are all-reduced in flat buckets of about this many MB, each started "
+                 "during the backward pass as soon as it is full (smaller: more overlap, more calls)")
+      ->capture_default_str()
+      ->check(Number(0.001, 1e6));
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "On CUDA, fp32 matmuls at full fp32 precision (default: TF32, ~8x faster)");
   CLI11_PARSE(app, argc, argv);

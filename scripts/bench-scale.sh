@@ -32,7 +32,7 @@ for mb in 100 1000; do
   measure "loader $mb" "$bin/ilt-bench" --examples $c.out/$c.train-*.examples --threads 1 --min-seconds 30 \
     > $c.out/loader.json
   du -sm $c.out/words-*.shard $c.out/images.shard $c.out/$c.train-*.examples $c.out/$c.train.vocab |
-    awk -v c=$mb '{ split($2, p, "/"); k = p[2]; sub(/-[0-9]+/, "", k); s[k] += $1 } END { for (k in s) print "size", c, k, s[k] }' >> times.txt
+    awk -v c=$mb '{ split($2, p, "/"); k = p[2]; sub(/-[0-9]+/, "", k); sub("^z" c "[.]", "", k); s[k] += $1 } END { for (k in s) print "size", c, k, s[k] }' >> times.txt
 done
 
 /usr/bin/python3 - <<'PY'

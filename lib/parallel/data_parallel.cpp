@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
+#include <mutex>
 
 #include "common/error.h"
 
@@ -65,7 +67,60 @@ std::string local_address_towards(const std::string& host, int port) {
 }
 }  // namespace
 
+// The overlapped gradient all-reduce (see the header). Hooks run on the autograd engine's
+// threads, hence the lock.
+struct GradientSync {
+  using Work = decltype(std::declval<c10d::ProcessGroupGloo&>().allreduce(std::declval<std::vector<at::Tensor>&>()));
+  struct Bucket {
+    std::vector<size_t> params;  // indices into `params`, in bucket order
+    torch::Tensor flat;          // [sum of numel]
+    size_t pending = 0;          // gradients still to come in this pass
+    Work work;
+    std::vector<torch::Tensor> io;
+  };
+  std::vector<torch::Tensor> params;
+  std::vector<size_t> bucket_of, offset;  // per parameter
+  std::vector<char> ready;                // per parameter, this pass
+  std::vector<Bucket> buckets;
+  std::vector<unsigned> hooks;
+  size_t next_launch = 0, in_backward = 0;  // buckets started; of them, from a hook
+  bool armed = false;
+  std::mutex mu;
+  std::function<Work(std::vector<torch::Tensor>&)> start;  // an all-reduce, not waited for
+
+  torch::Tensor slot(size_t i) {
+    return buckets[bucket_of[i]].flat.narrow(0, int64_t(offset[i]), params[i].numel()).view_as(params[i]);
+  }
+  // The parameter's final gradient this step: what earlier micro-batches accumulated plus `g`.
+  void fill(size_t i, const torch::Tensor* g) {
+    torch::Tensor dst = slot(i);
+    const torch::Tensor& acc = params[i].grad();
+    if (g && acc.defined()) torch::add_out(dst, acc, *g);
+    else if (g) dst.copy_(*g);
+    else if (acc.defined()) dst.copy_(acc);
+    else dst.zero_();
+  }
+  void launch_ready() {  // in bucket order only: every rank starts the same sequence
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      Bucket& b = buckets[next_launch++];
+      b.io = {b.flat};
+      b.work = start(b.io);
+    }
+  }
+  void on_grad(size_t i, const torch::Tensor& g) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || ready[i]) return;
+    torch::NoGradGuard no_grad;
+    fill(i, &g);
+    ready[i] = 1;
+    --buckets[bucket_of[i]].pending;
+    launch_ready();
+    in_backward = next_launch;
+  }
+};
+
 struct DataParallel::Impl {
+  std::unique_ptr<GradientSync> sync;  // declared first: destroyed last, after the groups
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #ifdef ILT_HAVE_NCCL
@@ -153,7 +208,15 @@ DataParallel::DataParallel(const DistEnv& env, const torch::Device&, std::chrono
 }
 #endif
 
+#ifdef ILT_HAVE_C10D
+DataParallel::~DataParallel() {
+  // The hooks point into the gradient sync; the parameters may outlive it.
+  if (impl_ && impl_->sync)
+    for (size_t k = 0; k < impl_->sync->params.size(); ++k) impl_->sync->params[k].remove_hook(impl_->sync->hooks[k]);
+}
+#else
 DataParallel::~DataParallel() = default;
+#endif
 
 void DataParallel::broadcast(const std::vector<torch::Tensor>& tensors) {
 #ifdef ILT_HAVE_C10D
@@ -186,51 +249,112 @@ void DataParallel::allreduce(torch::Tensor& t) {
 #endif
 }
 
-void DataParallel::allreduce_gradients(const std::vector<torch::Tensor>& parameters, double bucket_mb) {
+
+void DataParallel::watch_gradients(const std::vector<torch::Tensor>& parameters, double bucket_mb) {
 #ifdef ILT_HAVE_C10D
   if (!active()) return;
+  if (impl_->sync) fail("watch_gradients called twice");
+  auto gs = std::make_unique<GradientSync>();
+  for (const auto& p : parameters)
+    if (p.requires_grad()) gs->params.push_back(p);
+  const size_t n = gs->params.size();
+  gs->bucket_of.assign(n, 0);
+  gs->offset.assign(n, 0);
+  gs->ready.assign(n, 0);
+  const int64_t limit = std::max<int64_t>(1, int64_t(bucket_mb * 1e6));
+  int64_t bytes = 0, numel = 0;
+  for (size_t k = n; k-- > 0;) {  // reverse order: the last layers' gradients come first
+    const torch::Tensor& p = gs->params[k];
+    const bool fresh = gs->buckets.empty() || bytes + int64_t(p.nbytes()) > limit ||
+                       p.dtype() != gs->params[gs->buckets.back().params[0]].dtype() ||
+                       p.device() != gs->params[gs->buckets.back().params[0]].device();
+    if (fresh) {
+      if (!gs->buckets.empty())
+        gs->buckets.back().flat = torch::empty({numel}, gs->params[gs->buckets.back().params[0]].options());
+      gs->buckets.emplace_back();
+      bytes = numel = 0;
+    }
+    gs->bucket_of[k] = gs->buckets.size() - 1;
+    gs->offset[k] = size_t(numel);
+    gs->buckets.back().params.push_back(k);
+    bytes += int64_t(p.nbytes());
+    numel += p.numel();
+  }
+  if (!gs->buckets.empty())
+    gs->buckets.back().flat = torch::empty({numel}, gs->params[gs->buckets.back().params[0]].options());
+  Impl* im = impl_.get();
+  gs->start = [im](std::vector<torch::Tensor>& io) -> GradientSync::Work {
+    GradientSync::Work w;
+    im->run("all-reduce of gradients", [&] {
+#ifdef ILT_HAVE_NCCL
+      if (io[0].is_cuda()) {
+        w = im->nccl->allreduce(io);
+        return;
+      }
+#endif
+      if (io[0].is_cuda()) fail("rank {}: CUDA tensors need NCCL, which this build lacks", im->rank);
+      w = im->gloo->allreduce(io);
+    });
+    return w;
+  };
+  GradientSync* g = gs.get();
+  for (size_t k = 0; k < n; ++k)
+    gs->hooks.push_back(gs->params[k].register_hook([g, k](const torch::Tensor& grad) { g->on_grad(k, grad); }));
+  impl_->sync = std::move(gs);
+#else
+  (void)parameters;
+  (void)bucket_mb;
+#endif
+}
+
+void DataParallel::arm_gradients() {
+#ifdef ILT_HAVE_C10D
+  if (!active() || !impl_->sync) return;
+  GradientSync& g = *impl_->sync;
+  std::lock_guard<std::mutex> lock(g.mu);
+  std::fill(g.ready.begin(), g.ready.end(), 0);
+  for (auto& b : g.buckets) b.pending = b.params.size();
+  g.next_launch = g.in_backward = 0;
+  g.armed = true;
+#endif
+}
+
+void DataParallel::reduce_gradients() {
+#ifdef ILT_HAVE_C10D
+  if (!active()) return;
+  if (!impl_->sync) fail("reduce_gradients before watch_gradients");
+  GradientSync& g = *impl_->sync;
   torch::NoGradGuard no_grad;
-  // A parameter no rank's batch reached keeps no gradient (AdamW leaves it alone, as in one
-  // process); one that some rank's did gets zeros on the others, so that buckets match.
-  auto reached = torch::zeros({int64_t(parameters.size())}, torch::kLong);
-  for (size_t i = 0; i < parameters.size(); ++i) reached[int64_t(i)] = int64_t(parameters[i].grad().defined());
+  {
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.armed) fail("reduce_gradients without arm_gradients");
+    g.armed = false;
+    // What backward did not bring: earlier micro-batches' sums, or zeros.
+    for (size_t k = 0; k < g.params.size(); ++k)
+      if (!g.ready[k]) {
+        g.fill(k, nullptr);
+        g.ready[k] = 1;
+        --g.buckets[g.bucket_of[k]].pending;
+      }
+    g.launch_ready();
+  }
+  // Which parameters some rank reached (MAX over ranks): the others keep no gradient.
+  auto reached = torch::zeros({int64_t(g.params.size())}, torch::kLong);
+  for (size_t k = 0; k < g.params.size(); ++k) reached[int64_t(k)] = int64_t(g.params[k].grad().defined());
   {
     std::vector<torch::Tensor> one{reached};
     c10d::AllreduceOptions ao;
     ao.reduceOp = c10d::ReduceOp::MAX;
     impl_->run("agreeing on gradients", [&] { impl_->gloo->allreduce(one, ao)->wait(); });
   }
-  std::vector<torch::Tensor> grads;
-  for (size_t i = 0; i < parameters.size(); ++i) {
-    const torch::Tensor& p = parameters[i];
-    if (reached[int64_t(i)].item<int64_t>() == 0) continue;
-    if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad());
+  for (auto& b : g.buckets) impl_->run("all-reduce of gradients", [&] { b.work->wait(); });
+  const int64_t* r = reached.data_ptr<int64_t>();
+  for (size_t k = 0; k < g.params.size(); ++k) {
+    torch::Tensor& p = g.params[k];
+    if (r[k] == 0) continue;  // no rank reached it: its gradient stays undefined
+    if (!p.grad().defined()) p.mutable_grad() = torch::empty_like(p);
+    p.mutable_grad().copy_(g.slot(k));
   }
-  const int64_t limit = std::max<int64_t>(1, int64_t(bucket_mb * 1e6));
-  size_t i = 0;
-  while (i < grads.size()) {
-    size_t j = i;
-    int64_t bytes = 0;
-    std::vector<torch::Tensor> flat;
-    while (j < grads.size() && (j == i || (bytes + int64_t(grads[j].nbytes()) <= limit && grads[j].dtype() == grads[i].dtype()))) {
-      bytes += int64_t(grads[j].nbytes());
-      flat.push_back(grads[j].reshape({-1}));
-      ++j;
-    }
-    std::vector<torch::Tensor> bucket{torch::cat(flat)};
-    impl_->all_reduce(bucket);
-    int64_t off = 0;
-    for (size_t k = i; k < j; ++k) {
-      const int64_t n = grads[k].numel();
-      grads[k].copy_(bucket[0].narrow(0, off, n).view_as(grads[k]));
-      off += n;
-    }
-    i = j;
-  }
-#else
-  (void)parameters;
-  (void)bucket_mb;
 #endif
 }
 
@@ -244,6 +368,28 @@ int64_t DataParallel::max(int64_t value) {
   return one[0].item<int64_t>();
 #else
   return value;
+#endif
+}
+
+double DataParallel::gradient_overlap() const {
+#ifdef ILT_HAVE_C10D
+  if (impl_ && impl_->sync && !impl_->sync->buckets.empty())
+    return double(impl_->sync->in_backward) / double(impl_->sync->buckets.size());
+#endif
+  return 0;
+}
+
+std::vector<int64_t> DataParallel::max(std::vector<int64_t> values) {
+#ifdef ILT_HAVE_C10D
+  if (!active() || values.empty()) return values;
+  std::vector<torch::Tensor> one{torch::tensor(values, torch::kLong)};
+  c10d::AllreduceOptions ao;
+  ao.reduceOp = c10d::ReduceOp::MAX;
+  impl_->run("agreeing with the other ranks", [&] { impl_->gloo->allreduce(one, ao)->wait(); });
+  const int64_t* v = one[0].data_ptr<int64_t>();
+  return std::vector<int64_t>(v, v + values.size());
+#else
+  return values;
 #endif
 }
 

@@ -36,13 +36,27 @@ class DataParallel {
 
   // Rank 0's values into every rank's tensors (the parameters at start).
   void broadcast(const std::vector<torch::Tensor>& tensors);
-  // Each parameter's gradient becomes the sum over ranks; flat buckets of about bucket_mb MB,
-  // one all-reduce each (after the backward pass; no overlap with it yet).
-  void allreduce_gradients(const std::vector<torch::Tensor>& parameters, double bucket_mb = 25);
+  // Gradients summed over ranks while the backward pass runs, as PyTorch's DDP reducer does:
+  // the parameters go into flat buckets of about bucket_mb MB in reverse order (the order
+  // backward produces their gradients); a hook on each parameter copies its gradient into its
+  // bucket, and a bucket's all-reduce starts as soon as it is full and every earlier bucket
+  // has started, so all ranks start the same all-reduces in the same order. Buckets whose
+  // gradients never came (parts of the model a rank's batch did not reach) start after the
+  // backward pass, filled with zeros.
+  //   watch_gradients   once, after the parameters are final (registers the hooks)
+  //   arm_gradients     before the backward pass that completes a step (the last micro-batch)
+  //   reduce_gradients  after it: starts the rest, waits, writes the sums into .grad; a
+  //                     parameter no rank reached keeps no gradient, as in one process
+  void watch_gradients(const std::vector<torch::Tensor>& parameters, double bucket_mb = 25);
+  void arm_gradients();
+  void reduce_gradients();
+  // Of the last reduce_gradients' buckets, the share started during the backward pass.
+  double gradient_overlap() const;
   // Sum over ranks, in place (device tensors over NCCL, CPU tensors over Gloo).
   void allreduce(torch::Tensor& t);
-  // The maximum of a host value over ranks (Gloo; the GPU is not involved).
+  // The maximum of host values over ranks, element by element (Gloo; the GPU is not involved).
   int64_t max(int64_t value);
+  std::vector<int64_t> max(std::vector<int64_t> values);
   // Small host data from every rank to rank 0 (through the store): rank 0 gets each rank's
   // bytes in rank order, the others an empty vector. `key` must be new for each call.
   std::vector<std::string> gather_to_zero(const std::string& key, const std::string& mine);

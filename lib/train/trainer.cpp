@@ -492,6 +492,7 @@ int train(const TrainOptions& opt_in) {
     for (const auto& b : model->buffers()) state.push_back(b);
     dp.broadcast(state);
     if (o.resume.empty() && !lead) torch::manual_seed(o.seed + 7919 * uint64_t(dp.rank()));
+    dp.watch_gradients(model->parameters(), o.bucket_mb);
   }
   // Skips a non-finite step on the device; the trainer reads the outcome at sync points only.
   SkippableAdamW stepper(optimizer);
@@ -642,6 +643,8 @@ int train(const TrainOptions& opt_in) {
         Autocast autocast(o.precision, dev);  // the forward pass only; backward follows its dtypes
         out = model->forward(batch);
       }
+      // The last micro-batch's backward pass all-reduces gradient buckets as they fill.
+      if (micro == o.grad_accum - 1) dp.arm_gradients();
       if (out.target_bytes > 0) out.nats.backward();  // a batch of prefix blocks only has none
       nats = nats + out.nats.detach().to(torch::kFloat);
       targets += double(out.target_bytes);
@@ -655,7 +658,7 @@ int train(const TrainOptions& opt_in) {
       // division below is by the global number of target bytes: the step equals one process
       // taking the whole batch. A rank's non-finite loss makes the sum non-finite: every rank
       // then skips the step alike.
-      dp.allreduce_gradients(model->parameters());
+      dp.reduce_gradients();
       dp.allreduce(nats);
       auto counts = torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops}, torch::kDouble);
       dp.allreduce(counts);
@@ -685,8 +688,9 @@ int train(const TrainOptions& opt_in) {
     bool out_of_time = o.max_minutes > 0 && since(t_start) > o.max_minutes * 60;
     int stop_sig = stop_signal();
     if (dp.active()) {  // decided together: a rank that stopped alone would leave the others waiting
-      out_of_time = dp.max(out_of_time ? 1 : 0) != 0;
-      stop_sig = int(dp.max(stop_sig));
+      const std::vector<int64_t> agreed = dp.max({out_of_time ? 1 : 0, stop_sig});
+      out_of_time = agreed[0] != 0;
+      stop_sig = int(agreed[1]);
     }
     // The last step of a run is always logged, also one cut short by --max-minutes or a signal.
     const bool log_now = step % o.log_every == 0 || step == o.max_steps || out_of_time || stop_sig;
@@ -713,6 +717,8 @@ int train(const TrainOptions& opt_in) {
                           {"words_per_s", window_words / window_time}, {"bytes_per_s", window_bytes / window_time},
                           {"flops_per_s", window_flops / window_time}, {"data_wait_fraction", window_wait / window_time},
                           {"elapsed", elapsed}};
+      // Share of the last step's gradient buckets whose all-reduce started during backward.
+      if (dp.active()) m["allreduce_overlap"] = dp.gradient_overlap();
       log_metrics(m);
       if (!lead) {
       } else if (tty) {

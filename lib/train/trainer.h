@@ -38,6 +38,7 @@ struct TrainOptions {
   // Data parallelism (ranks from torchrun's or Slurm's environment, lib/parallel/env.h): how long a
   // collective call waits for the other ranks before the run stops with an error.
   double dist_timeout = 600;
+  double bucket_mb = 25;                       // gradient all-reduce buckets (overlapped with backward)
 };
 
 // Runs training; returns the process exit status. Throws ilt::Error on bad input.
