@@ -261,7 +261,9 @@ struct DataLoader::Impl {
     std::vector<uint64_t> starts;  // stream position of each unit's first record
   };
 
-  uint64_t window_size() const { return std::max<uint64_t>(1, opt.shuffle ? opt.shuffle_buffer : total); }
+  // Without shuffling the window is only how far the loader reads ahead (the order is the
+  // shards' own), so an evaluation pass holds no more records than training does.
+  uint64_t window_size() const { return std::max<uint64_t>(1, opt.shuffle_buffer); }
 
   void plan(uint64_t epoch, EpochPlan* p) const {
     if (p->epoch == epoch) return;

@@ -37,7 +37,7 @@ struct LoaderOptions {
   // order, the state and a resume do not depend on how many ranks share the batch.
   size_t part = 0, parts = 1;
   // Examples shuffled together (the whole epoch when there are fewer): their encoded records
-  // are held in memory, about 1-2 KB each.
+  // are held in memory, about 1-2 KB each. Without shuffling: how many are read ahead.
   size_t shuffle_buffer = 16384;
   // Decoded word images kept in memory (least recently used evicted).
   size_t vocab_cache_bytes = size_t(256) << 20;
