@@ -1,5 +1,6 @@
 // ilt-generate: write with a checkpoint. See --help.
 #include <CLI/CLI.hpp>
+#include <limits>
 #include <fmt/format.h>
 
 #include <map>
@@ -130,6 +131,19 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", o.temperature, "Byte sampling temperature (0: greedy)")->capture_default_str()->check(Number(0, 1000));
   app.add_option("--top-k", o.top_k, "Sample among the k likeliest bytes (0: all)")->capture_default_str()->check(Integer(0, 256));
   app.add_option("--top-p", o.top_p, "Sample among the likeliest bytes holding this probability")->capture_default_str()->check(Number(0, 1, true));
+  app.add_option("--min-p", o.min_p, "Sample among the bytes at least this fraction as likely as the likeliest one (0: all)")
+      ->capture_default_str()
+      ->check(Number(0, 1));
+  app.add_option("--repetition-penalty", o.repetition_penalty,
+                 "Word level: a word the text (prompt included) already holds has its probability divided by "
+                 "this when the decoder would complete it (1: none; 1.2-2 typical)")
+      ->capture_default_str()
+      ->check(Number(1, std::numeric_limits<double>::infinity()));
+  app.add_option("--no-repeat-ngram", o.no_repeat_ngram,
+                 "Word level: never complete a word that would repeat an N-gram of words of the text, prompt "
+                 "included (0: off; 1: no word twice)")
+      ->capture_default_str()
+      ->check(Integer(0, 1000));
   app.add_option("--seed", o.seed, "Sampling seed (prompt i of the input always draws the same way)")->capture_default_str()->check(Integer(0));
   app.add_option("--beams", o.beams, "Word-level beam search: keep the K best texts by total log-probability (at most 32)")
       ->capture_default_str()

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <chrono>
 #include <map>
@@ -46,13 +47,20 @@ std::vector<int> likeliest_bytes(const float* logprobs, const std::array<bool, 2
 }
 
 int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, double temperature, int top_k,
-                double top_p, double u) {
+                double top_p, double u, double min_p) {
   auto c = likeliest_bytes(logprobs, allowed, temperature <= 0 ? 1 : size_t(std::max(0, top_k)));
   if (c.empty()) return -1;
   if (temperature <= 0) return c[0];
   std::vector<double> w(c.size());
   double total = 0;
   for (size_t i = 0; i < c.size(); ++i) total += w[i] = std::exp((double(logprobs[c[i]]) - logprobs[c[0]]) / temperature);
+  if (min_p > 0) {  // w is relative to the likeliest byte (w[0] = 1), likeliest first
+    size_t n = 1;
+    while (n < c.size() && w[n] >= min_p) ++n;
+    total = 0;
+    for (size_t i = 0; i < n; ++i) total += w[i];
+    c.resize(n), w.resize(n);
+  }
   if (top_p < 1.0) {  // the smallest head of the distribution holding top_p of it
     double kept = 0;
     size_t n = 0;
@@ -65,6 +73,22 @@ int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, dou
     r -= w[i];
   }
   return c.back();
+}
+
+std::unordered_map<std::string, float> word_offsets(const std::vector<std::string>& words, double repetition_penalty,
+                                                    int no_repeat_ngram) {
+  std::unordered_map<std::string, float> off;
+  if (repetition_penalty > 1)
+    for (const std::string& w : words) off[w] = -float(std::log(repetition_penalty));
+  const size_t n = size_t(std::max(0, no_repeat_ngram));
+  if (n > 0 && words.size() >= n - 1) {
+    // The last n - 1 words; each earlier occurrence of them bans the word that followed.
+    const size_t ctx = words.size() - (n - 1);
+    for (size_t i = 0; i + n <= words.size(); ++i)
+      if (std::equal(words.begin() + long(i), words.begin() + long(i + n - 1), words.begin() + long(ctx)))
+        off[words[i + n - 1]] = -std::numeric_limits<float>::infinity();
+  }
+  return off;
 }
 
 Generator::Generator(ImageLatentTransformer model, GenerateEnv env, torch::Device device)
@@ -82,6 +106,7 @@ struct Generator::Run {
     std::string text;             // the continuation
     std::vector<GeneratedWord> gen;
     double logprob = 0;
+    double score = 0;             // logprob with the word-level controls' offsets (ranks beams)
     std::string reason;           // why it ended; empty while it goes on
     size_t emitted = 0;           // bytes of text streamed
     int64_t dropped = 0;          // prompt words beyond max_context, not read
@@ -90,7 +115,8 @@ struct Generator::Run {
   };
   struct Candidate {  // a word the bytes decoder finished for one row
     std::string word;
-    double logprob;
+    double logprob;  // the model's
+    double score;    // with the word-level controls' offsets (ranks beams)
   };
 
   Generator& g;
@@ -220,11 +246,21 @@ struct Generator::Run {
     struct Partial {
       size_t row;
       std::string bytes;
-      double score;
+      double score;    // log-probability with the word-level controls' offsets (ranks)
+      double logprob;  // the model's own (reported)
     };
     const size_t R = rows.size();
     std::vector<Partial> parts;
-    for (size_t r = 0; r < R; ++r) parts.push_back({r, rows[r].prefix, 0.0});
+    for (size_t r = 0; r < R; ++r) parts.push_back({r, rows[r].prefix, 0.0, 0.0});
+    // Word-level controls: per row, the words whose completing byte gets an offset.
+    std::vector<std::unordered_map<std::string, float>> offsets(R);
+    if (o.repetition_penalty > 1 || o.no_repeat_ngram > 0)
+      for (size_t r = 0; r < R; ++r) {
+        std::vector<std::string> words;
+        for (size_t k = 1; k < rows[r].words.size(); ++k) words.push_back(g.vocab_[rows[r].words[k]].word);
+        offsets[r] = word_offsets(words, o.repetition_penalty, o.no_repeat_ngram);
+      }
+    std::array<float, 256> adj;
     std::vector<std::vector<Candidate>> done(R);
     KVCache cache;
     std::vector<std::string> bytes;
@@ -238,32 +274,50 @@ struct Generator::Run {
       for (size_t i = 0; i < parts.size(); ++i) {
         const Partial& p = parts[i];
         const Hyp& hyp = rows[p.row];
-        const float* l = lpp + i * 256;
+        const float* lm = lpp + i * 256;  // the model's log-probabilities
+        const float* l = lm;               // with the controls' offsets
         auto allowed = allowed_next_bytes(p.bytes, limit);
         if (p.bytes.empty() && int(hyp.gen.size()) < o.min_words) allowed[kEos] = false;
+        if (!offsets[p.row].empty()) {
+          std::copy(lm, lm + 256, adj.begin());
+          auto apply = [&](size_t b, float off) {
+            if (!allowed[b]) return;
+            if (std::isinf(off)) allowed[b] = false;
+            else adj[b] += off;
+          };
+          if (!p.bytes.empty()) {  // EOS completes the word as it is
+            auto it = offsets[p.row].find(p.bytes);
+            if (it != offsets[p.row].end()) apply(kEos, it->second);
+          }
+          for (const auto& [w, off] : offsets[p.row])
+            if (w.size() == p.bytes.size() + 1 && w.compare(0, p.bytes.size(), p.bytes) == 0 &&
+                (word_complete(w) || w.size() >= limit))
+              apply(uint8_t(w.back()), off);
+          l = adj.data();
+        }
         std::vector<int> choice;
         if (sample) {
           std::uniform_real_distribution<double> unif(0.0, 1.0);
-          int b = choose_byte(l, allowed, o.temperature, o.top_k, o.top_p, unif(rng[hyp.prompt]));
+          int b = choose_byte(l, allowed, o.temperature, o.top_k, o.top_p, unif(rng[hyp.prompt]), o.min_p);
           if (b >= 0) choice.push_back(b);
         } else {
           choice = likeliest_bytes(l, allowed, size_t(width));
         }
         if (choice.empty()) {  // nothing may follow: the word is as complete as it gets
-          done[p.row].push_back({p.bytes, p.score});
+          done[p.row].push_back({p.bytes, p.logprob, p.score});
           continue;
         }
         for (int b : choice) {
-          double s = p.score + l[b];
+          double s = p.score + l[b], lp = p.logprob + lm[b];
           if (b == kEos) {
-            done[p.row].push_back({p.bytes, s});
+            done[p.row].push_back({p.bytes, lp, s});
             continue;
           }
           std::string w = p.bytes + char(b);
           if (word_complete(w) || w.size() >= limit) {
-            done[p.row].push_back({std::move(w), s});
+            done[p.row].push_back({std::move(w), lp, s});
           } else {
-            open[p.row].push_back({Partial{p.row, std::move(w), s}, i});
+            open[p.row].push_back({Partial{p.row, std::move(w), s, lp}, i});
           }
         }
       }
@@ -277,7 +331,7 @@ struct Generator::Run {
       for (size_t r = 0; r < R; ++r) {
         auto& d = done[r];
         std::stable_sort(d.begin(), d.end(), [&](const Candidate& a, const Candidate& b) {
-          return better(a.logprob, a.word, b.logprob, b.word);
+          return better(a.score, a.word, b.score, b.word);
         });
         if (d.size() > size_t(width)) d.resize(size_t(width));
         auto& op = open[r];
@@ -285,7 +339,7 @@ struct Generator::Run {
           return better(a.first.score, a.first.bytes, b.first.score, b.first.bytes);
         });
         if (op.size() > size_t(width)) op.resize(size_t(width));
-        if (d.size() == size_t(width) && !op.empty() && op[0].first.score <= d.back().logprob) op.clear();
+        if (d.size() == size_t(width) && !op.empty() && op[0].first.score <= d.back().score) op.clear();
         for (auto& [p, src] : op) {
           next.push_back(std::move(p));
           sources.push_back(int64_t(src));
@@ -326,6 +380,7 @@ struct Generator::Run {
   void append(Hyp& hyp, const Candidate& c) {
     if (c.word.empty()) {  // the end, which has its probability too (beams compare it)
       hyp.logprob += c.logprob;
+      hyp.score += c.score;
       hyp.reason = "end";
       return;
     }
@@ -334,6 +389,7 @@ struct Generator::Run {
     hyp.text += piece;
     hyp.gen.push_back({piece, c.logprob});
     hyp.logprob += c.logprob;
+    hyp.score += c.score;
     hyp.words.push_back(id_of(c.word));
     size_t cut = std::string::npos;
     for (const std::string& s : o.stop) cut = std::min(cut, hyp.text.find(s));
@@ -421,9 +477,9 @@ struct Generator::Run {
         };
         std::map<size_t, std::vector<Option>> by_prompt;
         for (size_t r = 0; r < rows.size(); ++r)
-          for (const Candidate& c : cands[r]) by_prompt[rows[r].prompt].push_back({rows[r].logprob + c.logprob, r, &c, 0});
+          for (const Candidate& c : cands[r]) by_prompt[rows[r].prompt].push_back({rows[r].score + c.score, r, &c, 0});
         for (auto& [p, opts] : by_prompt) {
-          for (size_t f = 0; f < finished[p].size(); ++f) opts.push_back({finished[p][f].logprob, 0, nullptr, f});
+          for (size_t f = 0; f < finished[p].size(); ++f) opts.push_back({finished[p][f].score, 0, nullptr, f});
           std::stable_sort(opts.begin(), opts.end(), [](const Option& a, const Option& b) { return a.score > b.score; });
           if (opts.size() > size_t(width)) opts.resize(size_t(width));
           std::vector<Hyp> fin;
@@ -467,6 +523,11 @@ std::vector<Generation> Generator::generate(const std::vector<std::string>& prom
   if (!std::isfinite(options.top_p) || options.top_p <= 0 || options.top_p > 1)
     fail("--top-p {} must be in (0, 1]", options.top_p);
   if (options.top_k < 0) fail("--top-k {} must not be negative", options.top_k);
+  if (!std::isfinite(options.min_p) || options.min_p < 0 || options.min_p > 1)
+    fail("--min-p {} must be in [0, 1]", options.min_p);
+  if (!std::isfinite(options.repetition_penalty) || options.repetition_penalty < 1)
+    fail("--repetition-penalty {} must be at least 1 (1: none)", options.repetition_penalty);
+  if (options.no_repeat_ngram < 0) fail("--no-repeat-ngram {} must not be negative", options.no_repeat_ngram);
   if (options.max_context < 0 || options.max_context == 1) fail("--max-context {} must be 0 or at least 2", options.max_context);
   for (const std::string& s : options.stop)
     if (s.empty()) fail("a stop string may not be empty");

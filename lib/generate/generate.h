@@ -39,6 +39,11 @@ struct GenerateOptions {
   double temperature = 0;    // 0: greedy
   int top_k = 0;             // sample among the k likeliest bytes (0: all)
   double top_p = 1.0;        // sample among the likeliest bytes holding this probability
+  double min_p = 0;          // sample among bytes at least this fraction as likely as the likeliest
+  // Word-level controls (a word is the model's token). Both look at the row's words so far,
+  // prompt included, and act on the byte that would complete a word (its last byte, or EOS):
+  double repetition_penalty = 1.0;  // a word already in the text: its probability / this (>= 1)
+  int no_repeat_ngram = 0;          // N > 0: no word that would repeat an N-gram of words
   uint64_t seed = 0;         // sampling: prompt i draws from a generator seeded by (seed, i)
   int beams = 1;             // > 1: word-level beam search (greedy bytes, no sampling)
   bool use_cache = true;     // false: recompute everything for every word and byte
@@ -116,8 +121,15 @@ void split_prompt(const std::vector<std::string>& words, std::vector<std::string
 std::vector<int> likeliest_bytes(const float* logprobs, const std::array<bool, 256>& allowed, size_t k);
 
 // Chooses a byte from log-probabilities [256] restricted to `allowed`: the likeliest with
-// temperature 0, else a sample after temperature, top-k and top-p (u uniform in [0, 1)).
+// temperature 0, else a sample after temperature, top-k, min-p (bytes at least min_p times
+// as likely as the likeliest) and top-p (u uniform in [0, 1)).
 int choose_byte(const float* logprobs, const std::array<bool, 256>& allowed, double temperature, int top_k,
-                double top_p, double u);
+                double top_p, double u, double min_p = 0);
+
+// Word-level controls for one text: the log-probability offset of each word that the next
+// word may not simply be (-inf: banned, by no_repeat_ngram; -log(penalty): already in the
+// text). `words`: the text's words so far, prompt included (BOS excluded).
+std::unordered_map<std::string, float> word_offsets(const std::vector<std::string>& words, double repetition_penalty,
+                                                    int no_repeat_ngram);
 
 }  // namespace ilt

@@ -81,6 +81,17 @@ a = json.loads(open('nostop.jsonl').read()); b = json.loads(open('stop.jsonl').r
 assert len(a['text']) > 2 and s in a['text'], a
 assert b['stop_reason'] == 'stop' and b['text'] == a['text'][:a['text'].index(s)], (a['text'], b)
 " "$stop"
+# Word-level controls: --no-repeat-ngram 1 writes no word twice (after the prompt's);
+# --repetition-penalty 1 is no penalty.
+gen --max-words 30 --min-words 30 --json --no-repeat-ngram 1 'Article 1 ' > norep.jsonl
+check "--no-repeat-ngram 1: no word twice, the prompt's included" "$py" -c "
+import json
+r = json.loads(open('norep.jsonl').read()); w = ['Article ', '1 '] + [x['word'] for x in r['words']]
+assert len(r['words']) == 30 and len(set(w)) == len(w), w"
+gen --max-words 30 --min-words 30 --json 'Article 1 ' > plain.jsonl
+gen --max-words 30 --min-words 30 --json --repetition-penalty 1 'Article 1 ' > pen1.jsonl
+check "--repetition-penalty 1: the plain output" cmp -s plain.jsonl pen1.jsonl
+expect_error "--min-p outside [0, 1]" "--min-p: '2' is outside" "$bin/ilt-generate" --checkpoint run --min-p 2 x
 gen --max-words 5 -o out.txt 'Article 1'
 check "-o writes the file, no temporary left" bash -c "test -s out.txt && ! ls | grep -q '\.tmp'"
 # Streaming: the first words are out before the input ends.
