@@ -60,9 +60,9 @@ int main(int argc, char** argv) {
                              {"input_names", inputs}};
     ShardSeries writer(output, kKindWords, header, shard_bytes);
     struct Counts {
-      uint64_t documents = 0, words = 0, bytes = 0;
+      uint64_t words = 0, bytes = 0;
     };
-    std::vector<Counts> shard_counts;  // per numbered shard
+    std::vector<Counts> shard_counts;  // per numbered shard (its documents are its records)
     Segmenter seg(SegmentOptions{max_bytes});
     Progress progress("ilt-segment", 0);
     nlohmann::json sources = nlohmann::json::array();
@@ -84,7 +84,6 @@ int main(int argc, char** argv) {
         encode_words_doc(doc.id, doc.tag, doc.text, lens, &rec);
         const size_t k = writer.add(rec);
         shard_counts.resize(k + 1);
-        shard_counts[k].documents += 1;
         shard_counts[k].words += lens.size();
         shard_counts[k].bytes += doc.text.size();
         ++docs;
@@ -102,14 +101,12 @@ int main(int argc, char** argv) {
       nlohmann::json footer = {{"inputs", sources}, {"counts", counts}};
       if (shard_bytes > 0) {  // this shard's counts; the whole run's beside them
         const Counts c = k < shard_counts.size() ? shard_counts[k] : Counts{};
-        footer["counts"] = {{"documents", c.documents}, {"words", c.words}, {"bytes", c.bytes}};
+        footer["counts"] = {{"documents", writer.records(k)}, {"words", c.words}, {"bytes", c.bytes}};
         footer["run_counts"] = counts;
       }
       return footer;
     });
-    const auto& paths = writer.paths();
-    progress.finish(fmt::format("{} documents, {} words, {} bytes -> {}", docs, words, bytes,
-                                paths.size() == 1 ? paths[0] : fmt::format("{} shards {}..{}", paths.size(), paths.front(), paths.back())));
+    progress.finish(fmt::format("{} documents, {} words, {} bytes -> {}", docs, words, bytes, describe_shards(writer.paths())));
     return 0;
   });
 }

@@ -163,7 +163,6 @@ struct Source {
   std::unique_ptr<ShardReader> reader;
   uint32_t vocab = 0;   // in the VocabCache
   uint64_t base = 0;    // global id of its record 0
-  uint64_t records = 0;
 };
 // A run of records of one shard: a block, in an epoch's stream.
 struct Unit {
@@ -219,8 +218,7 @@ struct DataLoader::Impl {
     }
     src.vocab = vocab->open(vocab_path(path, r.header()), H, Wp);
     src.base = total;
-    src.records = r.size();
-    total += src.records;
+    total += r.size();
     sources.push_back(std::move(src));
   }
 

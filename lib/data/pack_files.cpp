@@ -9,7 +9,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "common/bytes.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/hash.h"
@@ -84,8 +83,7 @@ struct Split {
   std::vector<std::string> chunk;     // encoded examples waiting to be shuffled and written
   uint64_t chunk_bytes = 0, chunks = 0;
   std::unique_ptr<ShardSeries> shards;
-  std::vector<uint64_t> shard_examples;  // examples in each shard
-  uint64_t examples = 0, words = 0, slots = 0, pieces = 0;
+  uint64_t examples = 0, words = 0, pieces = 0;
 };
 
 }  // namespace
@@ -105,8 +103,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
     std::string_view rec;
     while (r.next(&rec)) {
       try {
-        ByteReader br(rec);
-        index.insert(stable_hash(br.bytes(br.varint())), images);
+        index.insert(stable_hash(word_image_word(rec)), images);
       } catch (const Error& e) {
         fail("{}: record {}: {}", path, r.next_index() - 1, e.what());
       }
@@ -137,11 +134,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
   // 2. Words: examples written as they fill, through shuffled chunks.
   auto write_chunk = [&](Split& sp) {
     seeded_shuffle(&sp.chunk, chunk_seed(o.seed, sp.chunks++));
-    for (const std::string& rec : sp.chunk) {
-      const size_t k = sp.shards->add(rec);
-      sp.shard_examples.resize(k + 1);
-      ++sp.shard_examples[k];
-    }
+    for (const std::string& rec : sp.chunk) sp.shards->add(rec);
     sp.chunk.clear();
     sp.chunk_bytes = 0;
   };
@@ -149,9 +142,8 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
     for (Example& ex : sp.packer->take_complete(all)) {
       sp.examples += 1;
       sp.words += ex.size();
-      sp.slots += po.max_seq_length;
       sp.pieces += ex.docs.size();
-      sp.chunk.push_back(encode_example(ex));  // counted per shard in write_chunk
+      sp.chunk.push_back(encode_example(ex));
       sp.chunk_bytes += sp.chunk.back().size();
     }
     if (sp.chunk_bytes >= std::min(o.chunk_bytes, o.shard_bytes ? o.shard_bytes : o.chunk_bytes) || (all && !sp.chunk.empty()))
@@ -200,12 +192,13 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
   // 3. Vocabularies in id order: images go to bucket files by id (one sequential pass over
   // the images shards), then each bucket is read back, ordered and appended.
   std::vector<std::unique_ptr<TemporaryDirectory>> spill_dirs;
+  auto bucket_path = [&](size_t s, size_t b) { return fmt::format("{}/{:05d}", spill_dirs[s]->path(), b); };
   std::vector<std::vector<std::unique_ptr<ShardWriter>>> buckets(splits.size());
   for (size_t s = 0; s < splits.size(); ++s) {
     spill_dirs.push_back(std::make_unique<TemporaryDirectory>(vocab_file(splits[s]) + ".spill"));
     const size_t n = (splits[s].image_of_id.size() + o.bucket_ids - 1) / o.bucket_ids;
     for (size_t b = 0; b < n; ++b)
-      buckets[s].push_back(std::make_unique<ShardWriter>(fmt::format("{}/{:05d}", spill_dirs[s]->path(), b), "spill",
+      buckets[s].push_back(std::make_unique<ShardWriter>(bucket_path(s, b), "spill",
                                                          nlohmann::json::object(), ShardWriterOptions{256 << 10, 1}));
   }
   {
@@ -234,7 +227,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
     const uint64_t distinct = sp.image_of_id.size();
     nlohmann::json counts = {{"examples", sp.examples}, {"documents", sp.packer->documents()}, {"words", sp.words},
                              {"document_pieces", sp.pieces}, {"vocab", distinct},
-                             {"fill", sp.slots ? double(sp.words) / double(sp.slots) : 0.0},
+                             {"fill", sp.examples ? double(sp.words) / double(sp.examples * po.max_seq_length) : 0.0},
                              {"prefix_warnings", sp.packer->warnings()}};
     // Small blocks: the loader reads vocabulary records one by one, on demand.
     ShardWriter vocab(vocab_file(sp), kKindVocab, header(sp), ShardWriterOptions{8 << 10, 3});
@@ -243,7 +236,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
       buckets[s][b]->finish(nlohmann::json::object());
       const uint64_t lo = uint64_t(b) * o.bucket_ids, hi = std::min<uint64_t>(distinct, lo + o.bucket_ids);
       slots.assign(size_t(hi - lo), std::string());
-      ShardReader r(fmt::format("{}/{:05d}", spill_dirs[s]->path(), b), "spill");
+      ShardReader r(bucket_path(s, b), "spill");
       std::string_view rec;
       while (r.next(&rec)) {
         uint32_t id;
@@ -252,14 +245,13 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
       }
       for (uint64_t id = lo; id < hi; ++id) {
         std::string& img = slots[size_t(id - lo)];
-        ByteReader br(img);
-        if (img.empty() || check_hash(br.bytes(br.varint())) != sp.check[id])
+        if (img.empty() || check_hash(word_image_word(img)) != sp.check[id])
           fail("{}: vocabulary id {}: its image was not found or belongs to another word (a 64-bit hash "
                "collision between two words; please report it)", vocab_file(sp), id);
         vocab.add(img);
       }
       std::error_code ec;
-      std::filesystem::remove(fmt::format("{}/{:05d}", spill_dirs[s]->path(), b), ec);
+      std::filesystem::remove(bucket_path(s, b), ec);
     }
     nlohmann::json footer = foot_inputs;
     footer["counts"] = counts;
@@ -270,7 +262,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
       if (o.shard_bytes == 0) {
         f["counts"] = counts;
       } else {
-        f["counts"] = {{"examples", k < sp.shard_examples.size() ? sp.shard_examples[k] : 0}};
+        f["counts"] = {{"examples", sp.shards->records(k)}};
         f["split_counts"] = counts;
       }
       return f;
@@ -290,9 +282,7 @@ std::vector<PackSplitResult> pack_files(const PackFilesOptions& o) {
   for (const PackSplitResult& r : results)
     summary += fmt::format("{}{}: {} examples, {} documents, {} words, {} distinct ({:.1f}% filled) -> {}",
                            summary.empty() ? "" : "; ", r.name, r.examples_count, r.documents, r.words, r.distinct,
-                           100.0 * r.fill,
-                           r.examples.size() == 1 ? r.examples[0] : fmt::format("{} shards {}..{}", r.examples.size(),
-                                                                                r.examples.front(), r.examples.back()));
+                           100.0 * r.fill, describe_shards(r.examples));
   progress.finish(summary);
   return results;
 }

@@ -339,35 +339,16 @@ void DataParallel::reduce_gradients() {
     g.launch_ready();
   }
   // Which parameters some rank reached (MAX over ranks): the others keep no gradient.
-  auto reached = torch::zeros({int64_t(g.params.size())}, torch::kLong);
-  for (size_t k = 0; k < g.params.size(); ++k) reached[int64_t(k)] = int64_t(g.params[k].grad().defined());
-  {
-    std::vector<torch::Tensor> one{reached};
-    c10d::AllreduceOptions ao;
-    ao.reduceOp = c10d::ReduceOp::MAX;
-    impl_->run("agreeing on gradients", [&] { impl_->gloo->allreduce(one, ao)->wait(); });
-  }
+  std::vector<int64_t> reached(g.params.size());
+  for (size_t k = 0; k < g.params.size(); ++k) reached[k] = int64_t(g.params[k].grad().defined());
+  reached = max(std::move(reached));
   for (auto& b : g.buckets) impl_->run("all-reduce of gradients", [&] { b.work->wait(); });
-  const int64_t* r = reached.data_ptr<int64_t>();
   for (size_t k = 0; k < g.params.size(); ++k) {
     torch::Tensor& p = g.params[k];
-    if (r[k] == 0) continue;  // no rank reached it: its gradient stays undefined
+    if (reached[k] == 0) continue;  // no rank reached it: its gradient stays undefined
     if (!p.grad().defined()) p.mutable_grad() = torch::empty_like(p);
     p.mutable_grad().copy_(g.slot(k));
   }
-#endif
-}
-
-int64_t DataParallel::max(int64_t value) {
-#ifdef ILT_HAVE_C10D
-  if (!active()) return value;
-  std::vector<torch::Tensor> one{torch::full({1}, value, torch::kLong)};
-  c10d::AllreduceOptions ao;
-  ao.reduceOp = c10d::ReduceOp::MAX;
-  impl_->run("agreeing with the other ranks", [&] { impl_->gloo->allreduce(one, ao)->wait(); });
-  return one[0].item<int64_t>();
-#else
-  return value;
 #endif
 }
 

@@ -55,7 +55,6 @@ class DataParallel {
   // Sum over ranks, in place (device tensors over NCCL, CPU tensors over Gloo).
   void allreduce(torch::Tensor& t);
   // The maximum of host values over ranks, element by element (Gloo; the GPU is not involved).
-  int64_t max(int64_t value);
   std::vector<int64_t> max(std::vector<int64_t> values);
   // Small host data from every rank to rank 0 (through the store): rank 0 gets each rank's
   // bytes in rank order, the others an empty vector. `key` must be new for each call.

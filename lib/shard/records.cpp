@@ -62,6 +62,11 @@ std::string encode_word_image(const WordImage& img) {
   return out;
 }
 
+std::string_view word_image_word(std::string_view rec) {
+  ByteReader r(rec);
+  return r.bytes(r.varint());
+}
+
 void decode_word_image(std::string_view rec, WordImage* img) {
   ByteReader r(rec);
   img->word.assign(r.bytes(r.varint()));

@@ -36,5 +36,7 @@ struct WordImage {
 };
 std::string encode_word_image(const WordImage& img);
 void decode_word_image(std::string_view rec, WordImage* img);
+// The word of an encoded image record, without decoding its pixels (a view into `rec`).
+std::string_view word_image_word(std::string_view rec);
 
 }  // namespace ilt

@@ -14,6 +14,12 @@ std::string numbered_shard_path(const std::string& path, size_t index) {
   return fmt::format("{}-{:05d}{}", stem, index, ext);
 }
 
+std::string describe_shards(const std::vector<std::string>& paths) {
+  if (paths.size() == 1) return paths[0];
+  if (paths.empty()) return "no shards";
+  return fmt::format("{} shards {}..{}", paths.size(), paths.front(), paths.back());
+}
+
 ShardSeries::ShardSeries(std::string path, std::string kind, nlohmann::json header, uint64_t shard_bytes,
                          ShardWriterOptions options)
     : path_(std::move(path)), kind_(std::move(kind)), header_(std::move(header)), shard_bytes_(shard_bytes),

@@ -15,6 +15,8 @@ namespace ilt {
 
 // NAME.EXT -> NAME-NNNNN.EXT (the extension is what follows the last dot of the file name).
 std::string numbered_shard_path(const std::string& path, size_t index);
+// For summaries: the one path, or "N shards FIRST..LAST".
+std::string describe_shards(const std::vector<std::string>& paths);
 
 class ShardSeries {
  public:
@@ -30,6 +32,7 @@ class ShardSeries {
   // no record at all, one empty shard is written.
   void finish(const std::function<nlohmann::json(size_t)>& footer);
   const std::vector<std::string>& paths() const { return paths_; }
+  uint64_t records(size_t shard) const { return writers_.at(shard)->records(); }
   uint64_t records() const { return records_; }
 
  private:
