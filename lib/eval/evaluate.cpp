@@ -82,6 +82,9 @@ nlohmann::json evaluate(const EvalOptions& o) {
     }
     auto nats = out.word_nats.to(torch::kCPU), correct = out.word_correct.to(torch::kCPU);
     auto exact = out.word_exact.to(torch::kCPU);
+    // Targets per word: label + EOS, or what the model says (the bytes-lm predicts no EOS per word).
+    auto targets = (out.word_targets.defined() ? out.word_targets : b->target_lengths).to(torch::kCPU).to(torch::kLong);
+    auto tg_a = targets.accessor<int64_t, 2>();
     auto tl = b->target_lengths, mask = b->word_mask, dw = b->doc_words, di = b->doc_ids;
     const int64_t B = mask.size(0), L = mask.size(1);
     auto nats_a = nats.accessor<float, 2>();
@@ -96,7 +99,7 @@ nlohmann::json evaluate(const EvalOptions& o) {
         if (!m_a[i][l] || tl_a[i][l] == 0) continue;  // padding, or no label (inside a prefix block)
         Acc one;
         one.nats = nats_a[i][l];
-        one.targets = tl_a[i][l];
+        one.targets = double(tg_a[i][l]);
         one.label_bytes = tl_a[i][l] - 1;
         one.correct = double(corr_a[i][l]);
         one.words = 1;

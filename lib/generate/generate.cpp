@@ -535,8 +535,13 @@ std::vector<Generation> Generator::generate(const std::vector<std::string>& prom
   Autocast autocast(options.precision, device_);
   model_->eval();
   auto t0 = std::chrono::steady_clock::now();
-  Run run(*this, options, on_text);
-  auto out = run.run(prompts, first_index);
+  std::vector<Generation> out;
+  if (model_->config.bytes_lm()) {
+    out = generate_bytes(prompts, options, on_text, first_index);
+  } else {
+    Run run(*this, options, on_text);
+    out = run.run(prompts, first_index);
+  }
   stats_.prompts += int64_t(prompts.size());
   for (const auto& g : out) stats_.words += int64_t(g.words.size());
   stats_.seconds += seconds_since(t0);

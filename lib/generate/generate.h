@@ -103,6 +103,10 @@ class Generator {
 
  private:
   struct Run;
+  // generate() for the byte-level baseline (lib/generate/generate_bytes.cpp).
+  std::vector<Generation> generate_bytes(const std::vector<std::string>& prompts, const GenerateOptions& options,
+                                         const std::function<void(size_t, const std::string&)>& on_text,
+                                         uint64_t first_index);
   ImageLatentTransformer model_;
   GenerateEnv env_;
   torch::Device device_;

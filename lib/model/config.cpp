@@ -39,8 +39,14 @@ ModelConfig preset(const std::string& name) {
     c.image_pooling = "cls";
     c.bit_bias_init = "zero";
     c.tie_head = true;
+  } else if (name == "bytes-lm-tiny" || name == "bytes-lm-base") {  // the byte-level baselines
+    c.architecture = "bytes-lm";
+    c.image_encoder = c.bytes_encoder = c.bytes_decoder = {0, 0, 1, 0};
+    c.latent = name == "bytes-lm-tiny" ? StackConfig{2, 64, 2, 128} : StackConfig{8, 512, 8, 1536};
+    c.modality_dropout = 0;
   } else {
-    fail("unknown model preset '{}' (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small, or a JSON file)", name);
+    fail("unknown model preset '{}' (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small, bytes-lm-tiny, "
+         "bytes-lm-base, or a JSON file)", name);
   }
   return c;
 }
@@ -95,11 +101,19 @@ void ModelConfig::validate() const {
     if (s.ffn < 1 || s.ffn > (1 << 20)) fail("model config: {} ffn {} outside [1, 1048576]", name, s.ffn);
     if (s.mlp != "swiglu" && s.mlp != "gelu") fail("model config: {} mlp '{}' is not swiglu or gelu", name, s.mlp);
   };
+  if (architecture != "ilt" && architecture != "bytes-lm")
+    fail("model config: architecture '{}' is not ilt or bytes-lm", architecture);
   check(image_encoder, "image_encoder", true);
   check(bytes_encoder, "bytes_encoder", true);
   check(latent, "latent", false);
-  check(bytes_decoder, "bytes_decoder", false);
-  if (!has_image() && !has_bytes()) fail("model config: at least one encoder must be on");
+  check(bytes_decoder, "bytes_decoder", bytes_lm());
+  if (bytes_lm()) {
+    if (has_image() || has_bytes() || bytes_decoder.layers > 0)
+      fail("model config: a bytes-lm has no encoders and no bytes decoder (set them to \"none\"; "
+           "\"latent\" is its transformer over bytes)");
+  } else if (!has_image() && !has_bytes()) {
+    fail("model config: at least one encoder must be on");
+  }
   if (max_word_length < 3 || max_word_length > 4096)
     fail("model config: max_word_length {} outside [3, 4096]", max_word_length);
   if (!(modality_dropout >= 0 && modality_dropout < 1)) fail("model config: modality_dropout must be in [0, 1)");
@@ -120,6 +134,7 @@ ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& s
     if (!j.is_object()) fail("model config: expected a JSON object, got {}", j.type_name());
     ModelConfig c = preset(json_value<std::string>(j, "preset", "tiny"));
     version_defaults(json_value(j, "format_version", default_version), &c);
+    c.architecture = one_of(json_value(j, "architecture", c.architecture), "architecture", {"ilt", "bytes-lm"});
     stack_from(j, "image_encoder", &c.image_encoder);
     stack_from(j, "bytes_encoder", &c.bytes_encoder);
     stack_from(j, "latent", &c.latent);
@@ -159,7 +174,8 @@ ModelConfig model_config(const std::string& s) {
 }
 
 nlohmann::json to_json(const ModelConfig& c) {
-  return {{"image_encoder", stack_json(c.image_encoder)}, {"bytes_encoder", stack_json(c.bytes_encoder)},
+  return {{"architecture", c.architecture},
+          {"image_encoder", stack_json(c.image_encoder)}, {"bytes_encoder", stack_json(c.bytes_encoder)},
           {"latent", stack_json(c.latent)},              {"bytes_decoder", stack_json(c.bytes_decoder)},
           {"bit_bias", c.bit_bias},                      {"modality_dropout", c.modality_dropout},
           {"max_word_length", c.max_word_length},        {"image_height", c.image_height},

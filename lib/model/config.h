@@ -18,11 +18,16 @@ struct StackConfig {
 // default of the config's version, so a checkpoint keeps its behaviour when a later version
 // changes a default. Version 1: configs written before the key existed (same defaults as 2).
 // Version 3 added a stack's "mlp" (default "swiglu", as before): older ilt refuses such configs
-// instead of building a SwiGLU model for a GELU checkpoint.
-inline constexpr int kModelFormatVersion = 3;
+// instead of building a SwiGLU model for a GELU checkpoint. Version 4 added "architecture"
+// (default "ilt"), so that older ilt refuses a byte-level baseline's checkpoint.
+inline constexpr int kModelFormatVersion = 4;
 
 struct ModelConfig {
   int format_version = kModelFormatVersion;
+  // "ilt": the Image Latent Transformer below. "bytes-lm": the byte-level baseline, a causal
+  // transformer over the documents' raw bytes with no word hierarchy: `latent` is that
+  // transformer (over bytes, not words); both encoders and the bytes decoder are "none".
+  std::string architecture = "ilt";
   StackConfig image_encoder;   // ViT over 16x16 patches of the word image; layers 0 = none
   StackConfig bytes_encoder;   // bidirectional over the word's bytes; layers 0 = none
   StackConfig latent;          // causal over words
@@ -47,13 +52,15 @@ struct ModelConfig {
   int max_patches = 32;        // image width / patch width at most (positions of the ViT)
   double rope_theta = 10000.0;
 
+  bool bytes_lm() const { return architecture == "bytes-lm"; }
   bool has_image() const { return image_encoder.layers > 0; }
   bool has_bytes() const { return bytes_encoder.layers > 0; }
   void validate() const;  // throws ilt::Error with the offending field
 };
 
 // "tiny", "base", "ref-tiny", "ref-small" (the October 2025 reference's sizes), "welt-tiny",
-// "welt-small" (those sizes with every current-reference choice on); or a JSON file with the
+// "welt-small" (those sizes with every current-reference choice on), "bytes-lm-tiny",
+// "bytes-lm-base" (byte-level baselines sized to tiny's and base's training FLOPs); or a JSON file with the
 // fields above (missing fields keep the preset given by its "preset" key, default "tiny").
 ModelConfig model_config(const std::string& preset_or_file);
 // `source` (a file name) prefixes every error: "FILE: key /latent/heads: ...". A config without

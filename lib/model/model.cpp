@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/bytes_lm.h"
 #include "model/torch_version.h"
 
 #if ILT_TORCH_HAS_AUTOCAST
@@ -425,6 +426,13 @@ torch::Tensor BytesEncoderImpl::forward(const torch::Tensor& bytes, bool packed,
 
 ImageLatentTransformerImpl::ImageLatentTransformerImpl(const ModelConfig& c) : config(c) {
   c.validate();
+  if (c.bytes_lm()) {  // the byte-level baseline: byte embedding, causal stack, head
+    latent = register_module("latent", Stack(c.latent));
+    latent->theta = c.rope_theta;
+    decoder_embed = register_module("decoder_embed", ByteEmbedding(c.latent.dim, c.bit_bias, c.bit_bias_init));
+    if (!c.tie_head) head = register_module("head", torch::nn::Linear(c.latent.dim, 256));
+    return;
+  }
   int64_t fused = 0;
   if (c.has_image()) {
     image_encoder = register_module("image_encoder", ImageEncoder(c));
@@ -533,6 +541,7 @@ torch::Tensor ImageLatentTransformerImpl::latent_forward(const torch::Tensor& wo
 }
 
 ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardOptions& o, Timing* t) {
+  if (config.bytes_lm()) return forward_bytes_lm(b, o);
   ForwardOutput out;
   auto words = embed_words(b, o, t);
   auto t0 = std::chrono::steady_clock::now();
@@ -679,18 +688,34 @@ double stack_flops(const StackConfig& c, const std::vector<int64_t>& lengths, in
 }
 }  // namespace
 
-double ImageLatentTransformerImpl::forward_flops(const Batch& b) const {
+double ImageLatentTransformerImpl::forward_flops(const Batch& b, bool every_occurrence) const {
   const ModelConfig& c = config;
+  if (c.bytes_lm()) {  // the stack over each document piece's bytes, and the head on every target
+    const ByteStreams s = byte_streams(b);
+    return stack_flops(c.latent, s.piece_lengths) + 2 * double(s.targets) * c.latent.dim * 256;
+  }
   BatchLayout computed;
   const BatchLayout& lay = b.layout.filled ? b.layout : (computed = batch_layout(b));
   double flops = 0;
+  // The encoders' inputs: each distinct word of the batch once, or every occurrence.
+  std::vector<int64_t> patch_counts = lay.patch_counts, word_lengths = lay.word_lengths;
+  if (every_occurrence) {
+    const torch::Tensor index = b.image_index.to(torch::kCPU).contiguous();
+    const int64_t* idx = index.data_ptr<int64_t>();
+    patch_counts.clear(), word_lengths.clear();
+    for (int64_t i = 0; i < index.numel(); ++i)
+      if (idx[i] >= 0) {
+        patch_counts.push_back(lay.patch_counts.at(size_t(idx[i])));
+        word_lengths.push_back(lay.word_lengths.at(size_t(idx[i])));
+      }
+  }
   if (c.has_image()) {
     double patches = 0;
-    for (int64_t n : lay.patch_counts) patches += double(n);
+    for (int64_t n : patch_counts) patches += double(n);
     flops += 2 * patches * c.image_height * c.patch_width * c.image_encoder.dim;
-    flops += stack_flops(c.image_encoder, lay.patch_counts, c.image_pooling == "cls" ? 1 : 0);
+    flops += stack_flops(c.image_encoder, patch_counts, c.image_pooling == "cls" ? 1 : 0);
   }
-  if (c.has_bytes()) flops += stack_flops(c.bytes_encoder, lay.word_lengths);
+  if (c.has_bytes()) flops += stack_flops(c.bytes_encoder, word_lengths);
   const double words = double(b.words);
   flops += 2 * words * (c.has_image() * c.image_encoder.dim + c.has_bytes() * c.bytes_encoder.dim) * c.latent.dim;
   flops += stack_flops(c.latent, lay.piece_lengths);

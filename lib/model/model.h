@@ -182,6 +182,8 @@ struct ForwardOutput {
   torch::Tensor word_correct;    // [B, L] target bytes whose argmax is right (with accuracy)
   torch::Tensor word_exact;      // [B, L] bool: every target byte right = greedy decoding from
                                  // the gold context reproduces the gold word (with accuracy)
+  torch::Tensor word_targets;    // [B, L] targets of each word, where they differ from target_lengths
+                                 // (the bytes-lm: its label bytes, EOS only at a document's end)
   int64_t target_bytes = 0;      // real target bytes (labels + EOS)
   int64_t decoder_slots = 0;     // decoder positions computed (with bucket padding)
   int64_t decoder_real = 0;      // of which real
@@ -207,6 +209,9 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
   // Decoder states [..., Dd] -> byte logits [..., 256] (the head, or the tied embedding).
   torch::Tensor byte_logits(const torch::Tensor& y);
   ForwardOutput forward(const Batch& b, const ForwardOptions& o = {}, Timing* t = nullptr);
+  // forward() of the byte-level baseline (config.bytes_lm(); lib/model/bytes_lm.cpp): `latent`
+  // over each row's bytes, logits from decoder_embed's table or the head.
+  ForwardOutput forward_bytes_lm(const Batch& b, const ForwardOptions& o);
   // The bytes decoder part of forward(): h [M, Dd] the decoder's first position of each
   // labelled word (rows `real` of B x L, on the host lay.label_rows, target lengths
   // lay.label_lengths); adds to out's nats and the per-word sums. Packed (varlen) or bucketed by
@@ -219,18 +224,21 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
                        const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
                        torch::Tensor& word_exact);
 
-  // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC).
-  double forward_flops(const Batch& b) const;
+  // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC): the
+  // work done, with each distinct word of the batch encoded once; every_occurrence: as if the
+  // encoders ran on every word occurrence (the model's FLOPs, whatever the batch; experiments
+  // compare architectures on this).
+  double forward_flops(const Batch& b, bool every_occurrence = false) const;
 
   ModelConfig config;
   ImageEncoder image_encoder{nullptr};
   BytesEncoder bytes_encoder{nullptr};
   torch::nn::Linear fuse{nullptr};         // [Di + Db] -> Dl
   RMSNorm encoder_norm{nullptr};           // after fuse (config encoder_norm)
-  Stack latent{nullptr};
+  Stack latent{nullptr};                   // bytes-lm: the causal transformer over bytes
   torch::nn::Linear latent_to_decoder{nullptr};  // Dl -> Dd
   RMSNorm decoder_norm{nullptr};           // after latent_to_decoder (config decoder_norm)
-  ByteEmbedding decoder_embed{nullptr};
+  ByteEmbedding decoder_embed{nullptr};    // bytes-lm: the input byte embedding (width latent.dim)
   Stack decoder{nullptr};
   torch::nn::Linear head{nullptr};         // Dd -> 256; none with tie_head
 };

@@ -613,7 +613,7 @@ int train(const TrainOptions& opt_in) {
                            : std::string());
   const auto t_start = Clock::now();
   auto since = [&](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };
-  double window_wait = 0, window_time = 0, window_flops = 0;
+  double window_wait = 0, window_time = 0, window_flops = 0, window_model_flops = 0;
   int64_t window_words = 0, window_bytes = 0;
   Progress progress("ilt-train", uint64_t(o.max_steps), false);
   bool tty = lead && o.progress && isatty(2);
@@ -632,7 +632,7 @@ int train(const TrainOptions& opt_in) {
     // (data-parallel ranks add theirs before that division). The loss, the gradient norm
     // and whether the step was finite stay on the device until a sync point (below).
     torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
-    double label_bytes = 0, targets = 0, step_words = 0, step_bytes = 0, step_flops = 0;
+    double label_bytes = 0, targets = 0, step_words = 0, step_bytes = 0, step_flops = 0, step_model_flops = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
       auto t_wait = Clock::now();
       auto b = loader->next();
@@ -652,6 +652,7 @@ int train(const TrainOptions& opt_in) {
       step_words += double(b->words);
       step_bytes += double(b->label_bytes);
       step_flops += 3 * model->forward_flops(*b);
+      step_model_flops += 3 * model->forward_flops(*b, /*every_occurrence=*/true);
     }
     if (dp.active()) {
       // Gradients and loss summed over ranks; counts too (host values, over Gloo), so that the
@@ -660,17 +661,20 @@ int train(const TrainOptions& opt_in) {
       // then skips the step alike.
       dp.reduce_gradients();
       dp.allreduce(nats);
-      auto counts = torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops}, torch::kDouble);
+      auto counts =
+          torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops, step_model_flops}, torch::kDouble);
       dp.allreduce(counts);
       targets = counts[0].item<double>();
       label_bytes = counts[1].item<double>();
       step_words = counts[2].item<double>();
       step_bytes = counts[3].item<double>();
       step_flops = counts[4].item<double>();
+      step_model_flops = counts[5].item<double>();
     }
     window_words += int64_t(step_words);
     window_bytes += int64_t(step_bytes);
     window_flops += step_flops;
+    window_model_flops += step_model_flops;
     if (targets > 0) {
       torch::NoGradGuard no_grad;
       for (auto& p : model->parameters())
@@ -716,7 +720,10 @@ int train(const TrainOptions& opt_in) {
                           {"grad_norm", grad_norm.item<double>()},
                           {"words_per_s", window_words / window_time}, {"bytes_per_s", window_bytes / window_time},
                           {"flops_per_s", window_flops / window_time}, {"data_wait_fraction", window_wait / window_time},
-                          {"elapsed", elapsed}};
+                          {"elapsed", elapsed},
+                          // Totals since the last record (sum them for a run's training FLOPs and
+                          // text seen): model FLOPs with the encoders on every word occurrence.
+                          {"model_flops", window_model_flops}, {"text_bytes", window_bytes}, {"words", window_words}};
       // Share of the last step's gradient buckets whose all-reduce started during backward.
       if (dp.active()) m["allreduce_overlap"] = dp.gradient_overlap();
       log_metrics(m);
@@ -729,7 +736,7 @@ int train(const TrainOptions& opt_in) {
         fmt::print(stderr, "step {} loss {:.4f} bpb {:.3f} lr {:.2e} {:.0f} words/s\n", step, loss,
                    m["bpb"].get<double>(), lr, m["words_per_s"].get<double>());
       }
-      window_wait = window_time = window_flops = 0;
+      window_wait = window_time = window_flops = window_model_flops = 0;
       window_words = window_bytes = 0;
     }
     if (eval_now) {
