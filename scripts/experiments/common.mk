@@ -7,7 +7,7 @@ ROOT    := $(abspath $(EXP)/../..)
 # PyPI's torch 2.x build where there is one: 3x (ILT) to 10x (bytes-lm) faster on a CPU.
 BIN     ?= $(if $(wildcard $(ROOT)/build-torch2/ilt-train),$(ROOT)/build-torch2,$(ROOT)/build)
 OUT     ?= out
-STEPS   ?= 3000
+STEPS   ?= 2000
 SEEDS   ?= 1 2
 BATCH   ?= 16
 SEQ     ?= 64

@@ -50,7 +50,9 @@ def load(run):
             curve.append((at_step[r["step"]][0], r["bpb"]))
     ev = json.load(open(os.path.join(d, "eval.json")))
     arm, seed = run.rsplit("-s", 1)
-    return {"run": run, "arm": arm, "seed": seed, "params": m.group(1) if m else "?", "flops": flops,
+    flags_path = os.path.join(d, "flags")
+    flags = open(flags_path).read().strip() if os.path.exists(flags_path) else "?"
+    return {"flags": flags, "run": run, "arm": arm, "seed": seed, "params": m.group(1) if m else "?", "flops": flops,
             "text": text, "wall": wall, "curve": curve, "eval": ev}
 
 
@@ -75,8 +77,10 @@ commit = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], 
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
 L = [f"# {a.title or 'Experiment'}: results", "",
      f"Made {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{a.command}` at commit `{commit}`, "
-     f"on {os.cpu_count()} cores ({cpu}). Seeds: {', '.join(seeds)}. Each run's flags are in its "
-     f"`runs/RUN/run/config.json`; `make report` rebuilds this file and `curves.png` from the runs.", "",
+     f"on {os.cpu_count()} cores ({cpu}). Seeds: {', '.join(seeds)}. `make report` rebuilds this file "
+     f"and `curves.png` from the runs.", "",
+     f"ilt-train flags of run {runs[0]['run']} (the others differ in --config and --seed only): "
+     f"`{runs[0]['flags']}`", "",
      "## Runs", "",
      "Training FLOPs: model FLOPs of the forward and backward passes (3x forward) with the encoders "
      "counted on every word occurrence. Validation: the whole held-out split (`ilt-eval`); bpb = bits "

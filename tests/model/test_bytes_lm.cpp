@@ -129,7 +129,7 @@ TEST_CASE("bytes-lm: config presets, validation and the JSON round trip") {
   CHECK_FALSE(model_config_from_json({{"preset", "tiny"}, {"format_version", 3}}).bytes_lm());
 }
 
-TEST_CASE("bytes-lm: an overfit baseline generates its texts; batched prompts equal single ones") {
+TEST_CASE("bytes-lm: an overfit baseline generates its texts, and batched prompts equal single ones") {
   torch::manual_seed(1);
   Words w;
   Batch b = w.batch({{"a b"}, {"b a"}, {"a cat"}, {"a dog"}});

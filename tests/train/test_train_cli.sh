@@ -22,7 +22,7 @@ check "metrics carry throughput and FLOP/s" grep -q '"flops_per_s"' full/metrics
 check "checkpoint files" bash -c "for f in config.json model.safetensors optimizer.safetensors trainer.json rng.pt; do test -s full/step-0000008/\$f || exit 1; done"
 check "trainer.json and config.json carry format versions" "$py" -c "
 import json; t = json.load(open('full/step-0000008/trainer.json')); c = json.load(open('full/step-0000008/config.json'))
-assert t['format_version'] == 2 and c['model']['format_version'] == 3, (t, c['model'])"
+assert t['format_version'] == 2 and c['model']['format_version'] == 4, (t, c['model'])"
 check "latest names the newest" grep -q step-0000008 full/latest
 check "no temporary directories" bash -c "! ls full | grep -q tmp"
 check "config records renderer fonts" grep -q NotoSans-Regular.ttf full/step-0000008/config.json
