@@ -364,18 +364,6 @@ struct Generator::Run {
 
   // ------------------------------------------------------------------ words
 
-  // Longest tail of `text` that begins some stop string (held back from streaming).
-  size_t held_back(const std::string& text) const {
-    size_t held = 0;
-    for (const std::string& s : o.stop)
-      for (size_t n = std::min(text.size(), s.size() - 1); n > held; --n)
-        if (text.compare(text.size() - n, n, s, 0, n) == 0) {
-          held = n;
-          break;
-        }
-    return held;
-  }
-
   // Appends a finished word to a row; sets its reason when the text ends.
   void append(Hyp& hyp, const Candidate& c) {
     if (c.word.empty()) {  // the end, which has its probability too (beams compare it)
@@ -391,8 +379,7 @@ struct Generator::Run {
     hyp.logprob += c.logprob;
     hyp.score += c.score;
     hyp.words.push_back(id_of(c.word));
-    size_t cut = std::string::npos;
-    for (const std::string& s : o.stop) cut = std::min(cut, hyp.text.find(s));
+    const size_t cut = stop_cut(hyp.text, o.stop);
     if (cut != std::string::npos) {
       hyp.text.resize(cut);
       hyp.reason = "stop";
@@ -403,7 +390,7 @@ struct Generator::Run {
 
   void stream(Hyp& hyp) {
     if (!on_text) return;
-    size_t end = hyp.reason.empty() ? hyp.text.size() - held_back(hyp.text) : hyp.text.size();
+    size_t end = hyp.reason.empty() ? hyp.text.size() - held_back(hyp.text, o.stop) : hyp.text.size();
     if (end > hyp.emitted) on_text(hyp.prompt, hyp.text.substr(hyp.emitted, end - hyp.emitted));
     hyp.emitted = std::max(hyp.emitted, end);
   }

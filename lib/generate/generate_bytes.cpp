@@ -49,7 +49,7 @@ std::vector<Generation> Generator::generate_bytes(const std::vector<std::string>
     uint64_t z = o.seed * 0x9E3779B97F4A7C15ull + first_index + i;  // as the ILT loop seeds
     r.rng.seed(z ^ (z >> 31));
     std::vector<std::string> words = with_bos(env_.segment(prompts[i]));
-    if (!words.empty() && words.size() > 1 && !word_complete(words.back())) r.word = words.back();
+    if (words.size() > 1 && !word_complete(words.back())) r.word = words.back();  // past BOS
     r.prefix = r.word.size();
     int64_t open_at = -1;
     std::vector<PrefixBlock> blocks = find_prefix_blocks(words, {}, &open_at);
@@ -77,20 +77,10 @@ std::vector<Generation> Generator::generate_bytes(const std::vector<std::string>
   }
   if (rows.empty()) return out;
 
-  auto held_back = [&](const std::string& text) {  // longest tail that begins a stop string
-    size_t held = 0;
-    for (const std::string& s : o.stop)
-      for (size_t n = std::min(text.size(), s.size() - 1); n > held; --n)
-        if (text.compare(text.size() - n, n, s, 0, n) == 0) {
-          held = n;
-          break;
-        }
-    return held;
-  };
   auto stream = [&](Row& r) {
     if (!on_text) return;
     const std::string& text = r.g.text;
-    size_t end = r.g.stop_reason.empty() ? text.size() - held_back(text) : text.size();
+    size_t end = r.g.stop_reason.empty() ? text.size() - held_back(text, o.stop) : text.size();
     if (end > r.emitted) on_text(r.prompt, text.substr(r.emitted, end - r.emitted));
     r.emitted = std::max(r.emitted, end);
   };
@@ -160,8 +150,7 @@ std::vector<Generation> Generator::generate_bytes(const std::vector<std::string>
         row.word_logprob += l[b];
         row.g.text.push_back(char(b));
         if (is_control_byte(b) || word_complete(row.word) || row.word.size() >= limit) finish_word(row);
-        size_t cut = std::string::npos;
-        for (const std::string& s : o.stop) cut = std::min(cut, row.g.text.find(s));
+        const size_t cut = stop_cut(row.g.text, o.stop);
         if (cut != std::string::npos) {
           row.g.text.resize(cut);
           row.g.stop_reason = "stop";

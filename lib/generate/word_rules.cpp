@@ -1,5 +1,7 @@
 #include "generate/word_rules.h"
 
+#include <algorithm>
+
 #include "data/examples.h"
 #include "text/utf8.h"
 
@@ -64,6 +66,23 @@ std::array<bool, 256> allowed_next_bytes(std::string_view word, size_t limit) {
   }
   ok[kEos] = true;  // at a character boundary the word may end (EOS is never content)
   return ok;
+}
+
+size_t stop_cut(const std::string& text, const std::vector<std::string>& stop) {
+  size_t cut = std::string::npos;
+  for (const std::string& s : stop) cut = std::min(cut, text.find(s));
+  return cut;
+}
+
+size_t held_back(const std::string& text, const std::vector<std::string>& stop) {
+  size_t held = 0;
+  for (const std::string& s : stop)
+    for (size_t n = std::min(text.size(), s.size() - 1); n > held; --n)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) {
+        held = n;
+        break;
+      }
+  return held;
 }
 
 }  // namespace ilt
