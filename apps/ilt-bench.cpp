@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "common/cli.h"
+#include "common/cli_checks.h"
 #include "common/error.h"
 #include "common/io.h"
 #ifdef ILT_HAVE_ICU
@@ -14,10 +15,12 @@
 #endif
 #ifdef ILT_HAVE_RENDER
 #include "render/render_words.h"
+#include "render/renderer.h"
 #endif
 #ifdef ILT_HAVE_TORCH
 #include "data/loader.h"
 #include "model/model.h"
+#include "model/torch_version.h"
 #include "train/optimizer.h"
 #ifdef ILT_TORCH_CUDA_VERSION
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -60,6 +63,19 @@ struct SyncCounter : c10::WarningHandler {
 int main(int argc, char** argv) {
   CLI::App app{"ilt-bench: measure segmentation and rendering throughput in-process.\n"
                "Example: ilt-bench --text corpus.txt --min-seconds 2"};
+  add_version_flag(app, "ilt-bench", [] {
+    return std::vector<LibraryVersions>{
+#ifdef ILT_HAVE_TORCH
+        torch_versions(),
+#endif
+#ifdef ILT_HAVE_ICU
+        icu_version(),
+#endif
+#ifdef ILT_HAVE_RENDER
+        render_library_versions(),
+#endif
+        zstd_version()};
+  });
   std::string text_path;
   double min_seconds = 2.0;
   size_t max_words = 200000;

@@ -21,8 +21,7 @@ int main(int argc, char** argv) {
   EvalOptions o;
   std::string disable, json_out;
   one_line_errors(app, "ilt-eval");
-  app.set_version_flag("--version", [] { return std::string("ilt-eval ") + ILT_VERSION + "\n" + torch_build_info(); },
-                       "Print the version, the LibTorch version and whether CUDA was compiled in");
+  add_version_flag(app, "ilt-eval", [] { return std::vector<LibraryVersions>{torch_versions(), zstd_version()}; });
   app.add_option("--checkpoint", o.checkpoint, "Checkpoint directory, or a run directory (uses its latest)")->required();
   app.add_option("--data", o.data, "Examples shards")->required();
   app.add_option("--disable-modality", disable, "Switch an encoder off: image or bytes")

@@ -101,8 +101,13 @@ int main(int argc, char** argv) {
       "  ilt-generate --checkpoint demo-out/run --beams 4 --max-words 20 < prompts.txt\n"
       "  ilt-generate --checkpoint demo-out/run --temperature 0.8 --top-p 0.95 --seed 1 --json 'Everyone'"};
   one_line_errors(app, "ilt-generate");
-  app.set_version_flag("--version", [] { return std::string("ilt-generate ") + ILT_VERSION + "\n" + torch_build_info(); },
-                       "Print the version, the LibTorch version and whether CUDA was compiled in");
+  add_version_flag(app, "ilt-generate", [] {
+    return std::vector<LibraryVersions>{torch_versions(), icu_version(),
+#ifdef ILT_HAVE_RENDER
+                                        render_library_versions(),
+#endif
+                                        zstd_version()};
+  });
   std::vector<std::string> prompts;
   std::string checkpoint, input = "-", format, field = "text", output = "-", device = "cpu", disable,
       invalid = "error";

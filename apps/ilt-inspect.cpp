@@ -16,6 +16,7 @@
 #include "shard/records.h"
 #include "shard/shard.h"
 #ifdef ILT_HAVE_RENDER
+#include "render/renderer.h"
 #include "render/sheet.h"
 #endif
 
@@ -123,6 +124,13 @@ int main(int argc, char** argv) {
   bool as_json = false, no_stats = false;
   int columns = 4;
   one_line_errors(app, "ilt-inspect");
+  add_version_flag(app, "ilt-inspect", [] {
+    return std::vector<LibraryVersions>{
+#ifdef ILT_HAVE_RENDER
+        render_library_versions(),  // contact sheets render words
+#endif
+        libpng_version(), zstd_version()};
+  });
   app.add_option("shard", path, "Shard file ('-' for stdin)")->required();
   app.add_flag("--json", as_json, "Print the summary as one JSON object");
   app.add_flag("--no-stats", no_stats, "Skip the statistics pass (header and index only)");

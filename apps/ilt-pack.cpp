@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   PackOptions po;
   bool no_packing = false;
   one_line_errors(app, "ilt-pack");
+  add_version_flag(app, "ilt-pack", [] { return std::vector<LibraryVersions>{zstd_version()}; });
   app.add_option("inputs", o.inputs, "Words shards")->required();
   app.add_option("--images", o.images, "Images shards rendered from them (ilt-render)")->required();
   app.add_option("-o,--output", o.prefix, "Output prefix")->required();

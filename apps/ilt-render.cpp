@@ -11,6 +11,7 @@
 #include "common/hash.h"
 #include "common/png.h"
 #include "render/render_words.h"
+#include "render/renderer.h"
 #include "shard/records.h"
 #include "shard/shard.h"
 #include "text/utf8.h"
@@ -24,8 +25,8 @@ int main(int argc, char** argv) {
       "ilt-render: render every distinct word of words shards as an 8-bit greyscale image\n"
       "(black on white, one line) and write an images shard. Fonts are hermetic: only the\n"
       "given font files are used (default: Noto Sans and script companions, Debian's\n"
-      "fonts-noto-core + fonts-droid-fallback + fonts-noto-color-emoji), so output does not\n"
-      "depend on the machine's font configuration.\n\n"
+      "fonts-noto-core + fonts-droid-fallback + fonts-nanum + fonts-symbola), so output does\n"
+      "not depend on the machine's font configuration.\n\n"
       "Examples:\n"
       "  ilt-render words.shard -o images.shard --png-dir pngs/\n"
       "  ilt-render --text 'שלום' --png out.png"};
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   RenderOptions ro;
   int threads = default_threads();
   one_line_errors(app, "ilt-render");
+  add_version_flag(app, "ilt-render",
+                   [] { return std::vector<LibraryVersions>{render_library_versions(), libpng_version(), zstd_version()}; });
   app.add_option("inputs", inputs, "Words shards ('-' for stdin)");
   app.add_option("-o,--output", output, "Images shard to write ('-' for stdout)")->capture_default_str();
   app.add_option("--height", ro.height, "Image height in pixels")->capture_default_str()->check(Integer(1, 1024));

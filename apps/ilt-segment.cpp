@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   size_t max_bytes = 30;
   uint64_t shard_bytes = 0;
   one_line_errors(app, "ilt-segment");
+  add_version_flag(app, "ilt-segment", [] { return std::vector<LibraryVersions>{icu_version(), zstd_version()}; });
   app.add_option("inputs", inputs, "Text files, '-' for stdin (default: stdin)");
   app.add_option("-o,--output", output, "Words shard to write, '-' for stdout")->capture_default_str();
   app.add_option("--shard-size", shard_bytes,

@@ -1,11 +1,13 @@
 // ilt-train: train an Image Latent Transformer on examples shards. See --help.
 #include <CLI/CLI.hpp>
+#include <fmt/ranges.h>
 
 #include "common/cli.h"
 #include "common/cli_checks.h"
 #include "common/error.h"
 #include "parallel/env.h"
 #include "parallel/launch.h"
+#include "model/config.h"
 #include "model/torch_version.h"
 #include "train/trainer.h"
 
@@ -37,13 +39,15 @@ int main(int argc, char** argv) {
       "Example: ilt-train --train demo.train.examples --validation demo.validation.examples \\\n"
       "           --config tiny --output runs/tiny --max-steps 300"};
   one_line_errors(app, "ilt-train");
-  app.set_version_flag("--version", [] { return std::string("ilt-train ") + ILT_VERSION + "\n" + torch_build_info(); },
-                       "Print the version, the LibTorch version and whether CUDA was compiled in");
+  add_version_flag(app, "ilt-train", [] { return std::vector<LibraryVersions>{torch_versions(), zstd_version()}; });
   TrainOptions o;
   app.add_option("--train", o.train, "Training examples shards (required, except on --resume)");
   app.add_option("--validation", o.validation, "Validation examples shards");
-  app.add_option("--config", o.config, "Model preset (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small) or JSON file")->capture_default_str();
-  app.add_option("-o,--output", o.output, "Run directory")->required();
+  app.add_option("--config", o.config, fmt::format("Model preset ({}) or JSON file", fmt::join(model_presets(), ", ")))->capture_default_str();
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print --config as a JSON file (every key, to edit and pass back as --config) and exit");
+  app.add_option("-o,--output", o.output, "Run directory (required)");
   app.add_option("--resume", o.resume, "Checkpoint directory (or run directory: its latest) to continue from; auto: --output's latest, or a new run");
   app.add_flag("--override", o.override_settings,
                "On --resume, take flags that differ from the checkpoint's settings or data (recorded in metrics.jsonl)");
@@ -97,6 +101,15 @@ int main(int argc, char** argv) {
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "On CUDA, fp32 matmuls at full fp32 precision (default: TF32, ~8x faster)");
   CLI11_PARSE(app, argc, argv);
+  if (print_config)
+    return run_tool("ilt-train", [&] {
+      fmt::print("{}\n", to_json(model_config(o.config)).dump(2));
+      return 0;
+    });
+  if (o.output.empty()) {
+    fmt::print(stderr, "ilt-train: error: --output is required (see --help)\n");
+    return 1;
+  }
   if (nproc > 0)
     return run_tool("ilt-train", [&] {
       return launch_local(nproc, without_option(std::vector<std::string>(argv, argv + argc), "--nproc-per-node"));

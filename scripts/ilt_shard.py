@@ -7,10 +7,11 @@
         doc = decode_words(s[0])      # random access: decompresses only the record's block
         for rec in s: ...             # every record in order, as bytes
 
-CLI: ilt_shard.py FILE [--dump N]. Needs python3-zstandard; numpy only for image_array().
+CLI: ilt_shard.py FILE [--dump N] (installed: ilt-shard). Needs python3-zstandard; numpy only for image_array().
 Any truncated, corrupt or too new shard or record raises ShardError (a ValueError) with a
 one-line message; a file that cannot be opened or read raises OSError, as open() does. The
-command line reports either as one line, "ilt_shard.py: error: FILE: REASON", exit status 1.
+command line reports either as one line, "ilt_shard.py: error: FILE: REASON" (named as it was
+called), exit status 1.
 """
 import argparse
 import bisect
@@ -283,7 +284,8 @@ def _drop_stdout():
 def main(argv=None):
     """The command line. Every failure is one line on stderr and exit status 1; a reader that closes
     the pipe early (`| head`) ends the output quietly, with status 0."""
-    ap = argparse.ArgumentParser(description="Show an ilt shard: kind, metadata, record count.")
+    prog = os.path.basename(sys.argv[0]) or "ilt_shard.py"  # installed as the command ilt-shard too
+    ap = argparse.ArgumentParser(prog=prog, description="Show an ilt shard: kind, metadata, record count.")
     ap.add_argument("file")
     ap.add_argument("--dump", type=int, default=0, metavar="N", help="print N records as JSON lines")
     args = ap.parse_args(argv)
@@ -302,15 +304,15 @@ def main(argv=None):
                 _print(json.dumps(shown, ensure_ascii=False))
         _print()  # here, not at exit, so that an error is reported like any other
     except ShardError as e:
-        sys.exit(f"ilt_shard.py: error: {e}")
+        sys.exit(f"{prog}: error: {e}")
     except _StdoutError as e:
         _drop_stdout()
         if isinstance(e.__cause__, BrokenPipeError):  # the reader has all it wanted, e.g. head
             return 0
-        sys.exit(f"ilt_shard.py: error: <stdout>: write failed: {e.__cause__.strerror or e.__cause__}")
+        sys.exit(f"{prog}: error: <stdout>: write failed: {e.__cause__.strerror or e.__cause__}")
     except OSError as e:  # open() sets e.filename; a failed read does not
         what = "cannot open" if e.filename is not None else "read failed"
-        sys.exit(f"ilt_shard.py: error: {args.file}: {what}: {e.strerror or e}")
+        sys.exit(f"{prog}: error: {args.file}: {what}: {e.strerror or e}")
     except KeyboardInterrupt:  # Ctrl-C: no traceback
         sys.exit(130)
     return 0

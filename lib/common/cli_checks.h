@@ -5,8 +5,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
+#include <vector>
+
+#include "common/version.h"
 
 namespace ilt {
 
@@ -19,6 +23,14 @@ inline void one_line_errors(CLI::App& app, const std::string& tool) {
       if (c == '\n') c = ' ';
     return tool + ": error: " + what + " (see --help)\n";
   });
+}
+
+// --version: "TOOL VERSION (git COMMIT)" and the libraries that shape the tool's output.
+inline void add_version_flag(CLI::App& app, const std::string& tool,
+                             std::function<std::vector<LibraryVersions>()> libraries) {
+  app.set_version_flag(
+      "--version", [tool, libraries] { return version_text(tool, libraries()); },
+      "Print the version, the git commit and the libraries' versions, and exit");
 }
 
 // A finite number in [lo, hi] (open at either end where asked).

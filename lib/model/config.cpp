@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <fmt/ranges.h>
+
 #include <cmath>
 
 #include "common/error.h"
@@ -7,6 +9,12 @@
 #include "common/json_error.h"
 
 namespace ilt {
+
+const std::vector<std::string>& model_presets() {
+  static const std::vector<std::string> names = {"tiny",      "base",       "ref-tiny",      "ref-small",
+                                                 "welt-tiny", "welt-small", "bytes-lm-tiny", "bytes-lm-base"};
+  return names;
+}
 
 namespace {
 ModelConfig preset(const std::string& name) {
@@ -45,8 +53,7 @@ ModelConfig preset(const std::string& name) {
     c.latent = name == "bytes-lm-tiny" ? StackConfig{2, 64, 2, 128} : StackConfig{8, 512, 8, 1536};
     c.modality_dropout = 0;
   } else {
-    fail("unknown model preset '{}' (tiny, base, ref-tiny, ref-small, welt-tiny, welt-small, bytes-lm-tiny, "
-         "bytes-lm-base, or a JSON file)", name);
+    fail("unknown model preset '{}' ({}, or a JSON file)", name, fmt::join(model_presets(), ", "));
   }
   return c;
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace ilt {
 
@@ -63,6 +64,8 @@ struct ModelConfig {
 // "bytes-lm-base" (byte-level baselines sized to tiny's and base's training FLOPs); or a JSON file with the
 // fields above (missing fields keep the preset given by its "preset" key, default "tiny").
 ModelConfig model_config(const std::string& preset_or_file);
+// The presets' names, in the order above.
+const std::vector<std::string>& model_presets();
 // `source` (a file name) prefixes every error: "FILE: key /latent/heads: ...". A config without
 // "format_version" is read as `default_version`: today's for a user's file, 1 for a checkpoint's.
 ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& source = "",

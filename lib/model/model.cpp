@@ -731,16 +731,16 @@ void set_cpu_threads(int threads) {
   torch::set_num_threads(std::max(1, threads));
 }
 
-std::string torch_build_info() {
-  std::string s = fmt::format("LibTorch {}\n", TORCH_VERSION);
+LibraryVersions torch_versions() {
+  LibraryVersions v = {{"LibTorch", TORCH_VERSION}};
 #ifdef ILT_TORCH_CUDA_VERSION
   const int64_t n = int64_t(torch::cuda::device_count());
-  s += fmt::format("CUDA {}: compiled, {}", ILT_TORCH_CUDA_VERSION,
-                   n == 0 ? std::string("no device") : fmt::format("{} device{}", n, n == 1 ? "" : "s"));
+  v.push_back({"CUDA", fmt::format("{}: compiled, {}", ILT_TORCH_CUDA_VERSION,
+                                   n == 0 ? std::string("no device") : fmt::format("{} device{}", n, n == 1 ? "" : "s"))});
 #else
-  s += "CUDA: not compiled (CPU-only LibTorch)";
+  v.push_back({"CUDA:", "not compiled (CPU-only LibTorch)"});
 #endif
-  return s;
+  return v;
 }
 
 torch::Device parse_device(const std::string& name, const std::string& flag) {

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "common/version.h"
+
 #define ILT_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
@@ -19,5 +21,5 @@ namespace ilt {
 // What this build runs on, for --version (cheap to include: no <torch/torch.h>): "LibTorch
 // 2.11.0" and a line on CUDA ("CUDA 13.0: compiled, no device", "... 1 device", or "CUDA: not
 // compiled (CPU-only LibTorch)").
-std::string torch_build_info();
+LibraryVersions torch_versions();
 }  // namespace ilt

@@ -6,6 +6,7 @@
 #include <fontconfig/fontconfig.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ft2build.h>
@@ -125,17 +126,31 @@ static std::vector<std::string> resolve_fonts(const RenderOptions& o) {
   return o.fonts.empty() ? default_font_files() : o.fonts;
 }
 
-nlohmann::json render_manifest(const RenderOptions& o) {
-  nlohmann::json fonts = nlohmann::json::array();
-  for (const std::string& f : resolve_fonts(o))
-    fonts.push_back({{"font", f}, {"sha256", sha256_file(parse_font_spec(f).file)}});
+LibraryVersions render_library_versions() {
   FT_Library ft;
   FT_Int ma = 0, mi = 0, pa = 0;
   if (FT_Init_FreeType(&ft) == 0) {
     FT_Library_Version(ft, &ma, &mi, &pa);
     FT_Done_FreeType(ft);
   }
-  int fc = FcGetVersion();
+  const int fc = FcGetVersion();
+  return {{"Pango", pango_version_string()},
+          {"Cairo", cairo_version_string()},
+          {"HarfBuzz", hb_version_string()},
+          {"FreeType", fmt::format("{}.{}.{}", ma, mi, pa)},
+          {"fontconfig", fmt::format("{}.{}.{}", fc / 10000, fc / 100 % 100, fc % 100)}};
+}
+
+nlohmann::json render_manifest(const RenderOptions& o) {
+  nlohmann::json fonts = nlohmann::json::array();
+  for (const std::string& f : resolve_fonts(o))
+    fonts.push_back({{"font", f}, {"sha256", sha256_file(parse_font_spec(f).file)}});
+  nlohmann::json versions = nlohmann::json::object();  // keys in lower case: "pango", "harfbuzz"
+  for (const auto& [name, version] : render_library_versions()) {
+    std::string key = name;
+    for (char& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
+    versions[key] = version;
+  }
   return {
       {"height", o.height},
       {"font_px", o.font_px},
@@ -146,12 +161,7 @@ nlohmann::json render_manifest(const RenderOptions& o) {
       {"antialias", "gray"},
       {"hinting", "none"},
       {"fonts", fonts},
-      {"versions",
-       {{"pango", pango_version_string()},
-        {"cairo", cairo_version_string()},
-        {"harfbuzz", hb_version_string()},
-        {"freetype", fmt::format("{}.{}.{}", ma, mi, pa)},
-        {"fontconfig", fmt::format("{}.{}.{}", fc / 10000, fc / 100 % 100, fc % 100)}}},
+      {"versions", versions},
   };
 }
 

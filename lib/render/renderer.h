@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/version.h"
 #include "shard/records.h"
 
 namespace ilt {
@@ -37,6 +38,10 @@ FontSpec parse_font_spec(const std::string& spec);
 // fonts-nanum) and Symbola (emoji and symbols,
 // fonts-symbola). Throws ilt::Error naming a missing file and its package.
 std::vector<std::string> default_font_files();
+
+// The versions of Pango, Cairo, HarfBuzz, FreeType and fontconfig loaded at run time (the
+// libraries that decide the pixels), for --version and the manifest.
+LibraryVersions render_library_versions();
 
 // Renderer settings, font files with SHA-256, and library versions, for shard metadata.
 nlohmann::json render_manifest(const RenderOptions& options);

@@ -1,7 +1,9 @@
 #include "text/segment.h"
 
 #include <unicode/brkiter.h>
+#include <unicode/uchar.h>
 #include <unicode/utext.h>
+#include <unicode/uversion.h>
 
 #include "common/error.h"
 #include "text/utf8.h"
@@ -174,6 +176,16 @@ std::vector<std::string_view> Segmenter::words(std::string_view text) {
     at += l;
   }
   return out;
+}
+
+LibraryVersions icu_version() {
+  UVersionInfo icu, unicode;
+  char a[U_MAX_VERSION_STRING_LENGTH], b[U_MAX_VERSION_STRING_LENGTH];
+  u_getVersion(icu);
+  u_getUnicodeVersion(unicode);
+  u_versionToString(icu, a);
+  u_versionToString(unicode, b);
+  return {{"ICU", std::string(a) + " (Unicode " + b + ")"}};
 }
 
 }  // namespace ilt

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/version.h"
 #include "text/utf8.h"  // is_unicode_space
 
 namespace ilt {
@@ -43,5 +44,9 @@ class Segmenter {
 
 // Scripts that ICU's dictionary break iterator splits (written without spaces).
 bool is_dictionary_script(char32_t c);
+
+// The ICU loaded at run time and its Unicode version (they decide spaces, scripts, graphemes
+// and dictionary breaks), for --version.
+LibraryVersions icu_version();
 
 }  // namespace ilt
