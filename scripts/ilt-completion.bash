@@ -15,19 +15,20 @@ _ilt_flags_ilt_shard='-h --help --dump'
 _ilt_flags_ilt_demo='--quick -h --help'
 _ilt_presets='tiny base ref-tiny ref-small welt-tiny welt-small bytes-lm-tiny bytes-lm-base'
 
+# (Word lists have no spaces or globs; no process substitution, which needs /dev/fd.)
 _ilt_complete() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} cmd=${1##*/}
   local flags=_ilt_flags_${cmd//-/_}
   case $prev in
-    --config) mapfile -t COMPREPLY < <(compgen -W "$_ilt_presets" -- "$cur"); compopt -o default; return ;;
-    --device) mapfile -t COMPREPLY < <(compgen -W "cpu cuda" -- "$cur"); return ;;
-    --precision) mapfile -t COMPREPLY < <(compgen -W "fp32 bf16" -- "$cur"); return ;;
-    --schedule) mapfile -t COMPREPLY < <(compgen -W "cosine linear constant" -- "$cur"); return ;;
+    --config) COMPREPLY=($(compgen -W "$_ilt_presets" -- "$cur")); compopt -o default 2>/dev/null; return ;;
+    --device) COMPREPLY=($(compgen -W "cpu cuda" -- "$cur")); return ;;
+    --precision) COMPREPLY=($(compgen -W "fp32 bf16" -- "$cur")); return ;;
+    --schedule) COMPREPLY=($(compgen -W "cosine linear constant" -- "$cur")); return ;;
   esac
   if [[ $cur == -* ]]; then
-    mapfile -t COMPREPLY < <(compgen -W "${!flags}" -- "$cur")
+    COMPREPLY=($(compgen -W "${!flags}" -- "$cur"))
   else
-    compopt -o default  # file names
+    compopt -o default 2>/dev/null  # file names
     COMPREPLY=()
   fi
 }
