@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/torch-choice.sh"
 packages=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git help2man
   libcli11-dev libfmt-dev libzstd-dev libpng-dev nlohmann-json3-dev catch2 libgloo-dev
   libicu-dev libpango1.0-dev libcairo2-dev
   fonts-noto-core fonts-droid-fallback fonts-nanum fonts-symbola
