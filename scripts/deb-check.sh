@@ -64,7 +64,8 @@ done
 in_root sh -c 'ilt-shard --help | head -1' | sed 's/^/   /'
 in_root apt-get install -y -qq --no-install-recommends man-db >/dev/null 2>&1
 in_root sh -c 'MANPAGER=cat MANWIDTH=100 man ilt-train 2>/dev/null | head -12' | sed 's/^/   /'
-in_root bash -c 'source /usr/share/bash-completion/bash_completion && _completion_loader ilt-train &&
+# (bash-completion's loader returns 124 when it loaded something: "retry the completion")
+in_root bash -c 'source /usr/share/bash-completion/bash_completion; _completion_loader ilt-train
   COMP_WORDS=(ilt-train --config welt-) COMP_CWORD=2 && _ilt_complete ilt-train &&
   echo "bash completion: ilt-train --config welt-<TAB>: ${COMPREPLY[*]}"' | sed 's/^/   /'
 

@@ -20,7 +20,7 @@ _ilt_complete() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]} cmd=${1##*/}
   local flags=_ilt_flags_${cmd//-/_}
   case $prev in
-    --config) COMPREPLY=($(compgen -W "$_ilt_presets" -- "$cur")); compopt -o default 2>/dev/null; return ;;
+    --config) COMPREPLY=($(compgen -W "$_ilt_presets" -- "$cur")); compopt -o default 2>/dev/null; return 0 ;;
     --device) COMPREPLY=($(compgen -W "cpu cuda" -- "$cur")); return ;;
     --precision) COMPREPLY=($(compgen -W "fp32 bf16" -- "$cur")); return ;;
     --schedule) COMPREPLY=($(compgen -W "cosine linear constant" -- "$cur")); return ;;
