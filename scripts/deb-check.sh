@@ -5,8 +5,9 @@
 # `apt-get install ./ilt_*.deb` (apt brings its dependencies from Debian's archive) and runs, as
 # a user would: every tool's --version, `man ilt-train`, bash completion, and `ilt-demo`, the
 # demo pipeline from the installed tools, in a folder outside any source tree.
-# Needs root (debootstrap, chroot, mount) and Debian's archive; about 8 minutes on two cores (7 min 16 s
-# measured: debootstrap 44 s, apt-get 2.5 min with 526 packages, the demo 3.4 min).
+# Needs root (debootstrap, chroot, mount) and Debian's archive; 7 to 9 minutes on two cores
+# (measured: 7 min 16 s and 8 min 59 s; debootstrap 0.7-1.7 min, apt-get 2.5-3.9 min for 526
+# packages, the demo 2.7-3.4 min).
 # Not part of the test command (it downloads a whole system); run it before a release.
 # Usage: scripts/deb-check.sh [--quick] [WORK_DIR]   (default /var/tmp/ilt-deb-check; --quick:
 #        ilt-demo --quick)
