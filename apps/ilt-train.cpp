@@ -106,10 +106,8 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", to_json(model_config(o.config)).dump(2));
       return 0;
     });
-  if (o.output.empty()) {
-    fmt::print(stderr, "ilt-train: error: --output is required (see --help)\n");
-    return 1;
-  }
+  if (o.output.empty())
+    return run_tool("ilt-train", []() -> int { fail("--output is required (see --help)"); });
   if (nproc > 0)
     return run_tool("ilt-train", [&] {
       return launch_local(nproc, without_option(std::vector<std::string>(argv, argv + argc), "--nproc-per-node"));
