@@ -25,6 +25,11 @@ for f in "${tools[@]/#/bin/}" bin/ilt-shard bin/ilt-demo bin/ilt-plot-metrics li
 done
 if [[ -x $build/ilt-train ]]; then
   check "eight preset configs" test "$(ls "$prefix/share/ilt/configs/"*.json | wc -l)" -eq 8
+  # The CMake list that writes them names the same presets as ilt-train (through the completion
+  # file's list, which make-completion.sh --check holds to ilt-train --help).
+  presets=$(sed -n "s/^_ilt_presets='\(.*\)'\$/\1/p" "$src/scripts/ilt-completion.bash" | tr ' ' '\n' | sort)
+  check "the configs are ilt-train's presets" \
+    test "$(cd "$prefix/share/ilt/configs" && ls *.json | sed 's/\.json$//' | sort)" = "$presets"
 fi
 # Nothing installed points back at the build folder (RPATH, scripts).
 check "no build folder in the installed files" bash -c "! grep -rlF '$build' '$prefix'"
