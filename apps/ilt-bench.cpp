@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
         }
         boundary();
         auto t2 = Clock::now();
-        if (out.target_bytes > 0) out.nats.backward();
+        if (auto objective = training_nats(out, model->config); objective.defined()) objective.backward();
         boundary();
         auto t3 = Clock::now();
         {
@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
         if (!timed) continue;
         wait += std::chrono::duration<double>(t1 - t0).count();
         total += std::chrono::duration<double>(t4 - t0).count();
-        flops += 3 * model->forward_flops(*b);
+        flops += 3 * model->forward_flops(*b, false, /*training=*/true);
         words += b->words;
         bytes += b->label_bytes;
         slots += out.decoder_slots;

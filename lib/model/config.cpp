@@ -63,8 +63,9 @@ void version_defaults(int version, ModelConfig* c) {
   if (version < 1 || version > kModelFormatVersion)
     fail("model config: format_version {} is not one this ilt reads (1 to {}); written by a newer ilt?", version,
          kModelFormatVersion);
-  // Versions 1 to 3 share their defaults (the struct's); a version that changes one sets the
-  // older value here for configs of the versions before it.
+  // A version that changes a default sets the older value here for configs of the versions
+  // before it (versions 1 to 4 differ only in keys they may not have).
+  if (version < 5) c->autoencode = 0.0;
   c->format_version = version;
 }
 
@@ -124,6 +125,8 @@ void ModelConfig::validate() const {
   if (max_word_length < 3 || max_word_length > 4096)
     fail("model config: max_word_length {} outside [3, 4096]", max_word_length);
   if (!(modality_dropout >= 0 && modality_dropout < 1)) fail("model config: modality_dropout must be in [0, 1)");
+  if (!(autoencode >= 0 && autoencode <= 1000)) fail("model config: autoencode must be in [0, 1000]");
+  if (bytes_lm() && autoencode > 0) fail("model config: autoencode needs an ILT (a bytes-lm has no words to spell)");
   if (image_height < 1 || image_height > 4096) fail("model config: image_height {} outside [1, 4096]", image_height);
   if (patch_width < 1 || patch_width > 4096) fail("model config: patch_width {} outside [1, 4096]", patch_width);
   if (max_patches < 1 || max_patches > 65536) fail("model config: max_patches {} outside [1, 65536]", max_patches);
@@ -148,6 +151,7 @@ ModelConfig model_config_from_json(const nlohmann::json& j, const std::string& s
     stack_from(j, "bytes_decoder", &c.bytes_decoder);
     c.bit_bias = json_value(j, "bit_bias", c.bit_bias);
     c.modality_dropout = json_value(j, "modality_dropout", c.modality_dropout);
+    c.autoencode = json_value(j, "autoencode", c.autoencode);
     c.max_word_length = json_value(j, "max_word_length", c.max_word_length);
     c.image_height = json_value(j, "image_height", c.image_height);
     c.patch_width = json_value(j, "patch_width", c.patch_width);
@@ -191,7 +195,7 @@ nlohmann::json to_json(const ModelConfig& c) {
           {"modality_dropout_mode", c.modality_dropout_mode}, {"encoder_norm", c.encoder_norm},
           {"decoder_norm", c.decoder_norm},              {"bytes_pooling", c.bytes_pooling},
           {"image_pooling", c.image_pooling},            {"bit_bias_init", c.bit_bias_init},
-          {"tie_head", c.tie_head}};
+          {"tie_head", c.tie_head},                      {"autoencode", c.autoencode}};
 }
 
 }  // namespace ilt

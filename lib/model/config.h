@@ -20,8 +20,9 @@ struct StackConfig {
 // changes a default. Version 1: configs written before the key existed (same defaults as 2).
 // Version 3 added a stack's "mlp" (default "swiglu", as before): older ilt refuses such configs
 // instead of building a SwiGLU model for a GELU checkpoint. Version 4 added "architecture"
-// (default "ilt"), so that older ilt refuses a byte-level baseline's checkpoint.
-inline constexpr int kModelFormatVersion = 4;
+// (default "ilt"), so that older ilt refuses a byte-level baseline's checkpoint. Version 5 added
+// "autoencode" (versions before it: 0, the loss off).
+inline constexpr int kModelFormatVersion = 5;
 
 struct ModelConfig {
   int format_version = kModelFormatVersion;
@@ -35,6 +36,13 @@ struct ModelConfig {
   StackConfig bytes_decoder;   // causal over [latent, BOS, label bytes]
   bool bit_bias = true;        // byte embedding = per-byte vector + vectors of its 8 bits
   double modality_dropout = 0.15;  // training only, when both encoders are present
+  // Training only: weight of the autoencoding loss, in which the bytes decoder also spells each
+  // distinct word of the batch from its own word vector (through the latent's final norm, as if
+  // the latent passed it on unchanged). It teaches the decoder to read a word's letters from a
+  // word vector from the first steps, so that a latent which moves a word vector from an earlier
+  // position (copying) is rewarded at once. 0: off. Added to the next-word loss as
+  // weight x (its summed nats), both divided by the step's next-word target bytes.
+  double autoencode = 0.0;
   // Choices where the current reference (WeLT, Feb 2026) differs; defaults are the October
   // 2025 design ilt follows until experiments separate them (docs/design.md).
   std::string modality_dropout_mode = "word";  // "word": each word drops one part with p, no

@@ -476,7 +476,8 @@ void lap(Timing* t, double Timing::*acc, std::chrono::steady_clock::time_point t
 }
 }  // namespace
 
-torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const ForwardOptions& o, Timing* t) {
+torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const ForwardOptions& o, Timing* t,
+                                                      torch::Tensor* distinct) {
   const int64_t B = b.image_index.size(0), L = b.image_index.size(1);
   auto index = b.image_index.clamp_min(0).flatten();  // [B*L] -> distinct word
   std::vector<torch::Tensor> parts;
@@ -503,7 +504,9 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
     int active = int(use_image) + int(use_bytes);
     if (active > 0) scale = 2.0 / active;
   }
+  std::vector<torch::Tensor> distinct_parts;
   auto add = [&](torch::Tensor v, bool use, const torch::Tensor& drop) {
+    if (distinct) distinct_parts.push_back(v);
     v = v.index({index});  // [B*L, D]
     if (!use) v = torch::zeros_like(v);
     if (drop.defined()) v = v * drop.logical_not().unsqueeze(1).to(v.dtype());
@@ -523,6 +526,10 @@ torch::Tensor ImageLatentTransformerImpl::embed_words(const Batch& b, const Forw
     lap(t, &Timing::bytes, t0, fuse->weight.device());
   }
   auto x = dense(fuse, torch::cat(parts, 1)).view({B, L, -1});  // [B, L, Dl]
+  if (distinct) {
+    *distinct = dense(fuse, torch::cat(distinct_parts, 1));  // [N, Dl]
+    if (encoder_norm) *distinct = encoder_norm(*distinct);
+  }
   return encoder_norm ? encoder_norm(x) : x;
 }
 
@@ -543,7 +550,10 @@ torch::Tensor ImageLatentTransformerImpl::latent_forward(const torch::Tensor& wo
 ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardOptions& o, Timing* t) {
   if (config.bytes_lm()) return forward_bytes_lm(b, o);
   ForwardOutput out;
-  auto words = embed_words(b, o, t);
+  torch::Tensor distinct;  // [N, Dl] each distinct word's vector, for the autoencoding loss
+  const bool autoencode = is_training() && config.autoencode > 0;
+  auto words = embed_words(b, o, t, autoencode ? &distinct : nullptr);
+  if (autoencode) autoencode_loss(distinct, b, &out);
   auto t0 = std::chrono::steady_clock::now();
   out.latent = latent_forward(words, b);
   lap(t, &Timing::latent, t0, fuse->weight.device());
@@ -584,6 +594,54 @@ ForwardOutput ImageLatentTransformerImpl::forward(const Batch& b, const ForwardO
   out.loss = out.nats / double(std::max<int64_t>(1, out.target_bytes));
   lap(t, &Timing::decoder, t0, fuse->weight.device());
   return out;
+}
+
+torch::Tensor training_nats(const ForwardOutput& out, const ModelConfig& c) {
+  torch::Tensor total;
+  if (out.target_bytes > 0) total = out.nats;
+  if (out.autoencode_nats.defined()) {
+    auto ae = out.autoencode_nats * c.autoencode;
+    total = total.defined() ? total + ae : ae;
+  }
+  return total;
+}
+
+void ImageLatentTransformerImpl::autoencode_loss(const torch::Tensor& distinct, const Batch& b, ForwardOutput* out) {
+  const int64_t N = distinct.size(0), T = b.unique_word_bytes.size(1);
+  std::vector<int64_t> lengths;  // BOS + word + EOS of each distinct word
+  if (b.layout.filled) {
+    lengths = b.layout.word_lengths;
+  } else {
+    auto l = byte_lengths(b.unique_word_bytes).to(torch::kCPU).contiguous();
+    lengths.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + N);
+  }
+  // Word j is the decoder sequence [h_j, BOS, word bytes] (its `lengths[j]` tokens); outputs
+  // 1.. predict the word bytes and EOS, read from the same row of unique_word_bytes one on.
+  std::vector<int64_t> seq_len, order, src, target_token;
+  int64_t byte = 0, token = 0;
+  for (int64_t j = 0; j < N; ++j) {
+    const int64_t len = lengths[size_t(j)];
+    if (len < 2) continue;  // not a word (a row the batch does not use)
+    seq_len.push_back(len);
+    order.push_back(j);
+    ++token;
+    for (int64_t i = 0; i + 1 < len; ++i, ++byte, ++token) {
+      order.push_back(N + byte);
+      src.push_back(j * T + i);
+      target_token.push_back(token);
+    }
+  }
+  if (seq_len.empty()) return;
+  const torch::Device dev = distinct.device();
+  auto src_t = host_to_device(src, dev);
+  auto flat = b.unique_word_bytes.flatten();
+  auto h = to_decoder(latent->norm(distinct));  // [N, Dd]: the path of a vector the latent leaves unchanged
+  auto x = torch::cat({h, decoder_embed(flat.index_select(0, src_t))}).index_select(0, host_to_device(order, dev));
+  auto y = decoder->forward_varlen(x, make_varlen(seq_len, true, dev));  // [tokens, Dd]
+  auto logits = byte_logits(y.index_select(0, host_to_device(target_token, dev))).to(torch::kFloat);
+  auto tgt = flat.index_select(0, src_t + 1).to(torch::kLong);  // the next byte of the same row
+  out->autoencode_nats = F::cross_entropy(logits, tgt, F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  out->autoencode_targets = int64_t(src.size());
 }
 
 // The bytes decoder over every labelled word packed into one varlen batch: word j is the
@@ -688,7 +746,7 @@ double stack_flops(const StackConfig& c, const std::vector<int64_t>& lengths, in
 }
 }  // namespace
 
-double ImageLatentTransformerImpl::forward_flops(const Batch& b, bool every_occurrence) const {
+double ImageLatentTransformerImpl::forward_flops(const Batch& b, bool every_occurrence, bool training) const {
   const ModelConfig& c = config;
   if (c.bytes_lm()) {  // the stack over each document piece's bytes, and the head on every target
     const ByteStreams s = byte_streams(b);
@@ -722,6 +780,13 @@ double ImageLatentTransformerImpl::forward_flops(const Batch& b, bool every_occu
   const double targets = double(lay.target_bytes), labelled = double(lay.label_lengths.size());
   flops += 2 * labelled * c.latent.dim * c.bytes_decoder.dim;
   flops += stack_flops(c.bytes_decoder, lay.label_lengths, 1) + 2 * targets * c.bytes_decoder.dim * 256;
+  if (training && c.autoencode > 0) {  // [h, BOS, word] per word: BOS + word + EOS tokens, one target less
+    double spelled = 0, words_in = 0;
+    for (int64_t n : word_lengths)
+      if (n >= 2) spelled += double(n - 1), ++words_in;
+    flops += 2 * words_in * c.latent.dim * c.bytes_decoder.dim;
+    flops += stack_flops(c.bytes_decoder, word_lengths) + 2 * spelled * c.bytes_decoder.dim * 256;
+  }
   return flops;
 }
 

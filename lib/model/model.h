@@ -177,6 +177,9 @@ inline constexpr double kLn2 = 0.6931471805599453;  // nats -> bits
 struct ForwardOutput {
   torch::Tensor loss;            // mean cross-entropy over real target bytes (scalar)
   torch::Tensor nats;            // summed cross-entropy (scalar)
+  torch::Tensor autoencode_nats;  // training with config.autoencode: summed cross-entropy of spelling
+                                  // each distinct word from its own vector (unweighted; else undefined)
+  int64_t autoencode_targets = 0;  // its target bytes (words + EOS)
   torch::Tensor word_nats;       // [B, L] summed cross-entropy of each word's target bytes
   torch::Tensor latent;          // [B, L, Dl] the latent transformer's output
   torch::Tensor word_correct;    // [B, L] target bytes whose argmax is right (with accuracy)
@@ -190,6 +193,11 @@ struct ForwardOutput {
   std::vector<torch::Tensor> logits;  // with return_logits: [M_k, n_k, 256] per bucket
 };
 
+// The summed objective a training step backpropagates: the next-word nats plus the autoencoding
+// loss weighted by c.autoencode (where the forward pass made one); undefined when the batch has
+// nothing to learn from (only prefix blocks). The trainer divides gradients by the step's target bytes.
+torch::Tensor training_nats(const ForwardOutput& out, const ModelConfig& c);
+
 // Seconds spent in each part's forward pass (filled when a Timing is passed).
 // sync: drain the CUDA device before each reading (CUDA runs asynchronously; set by benchmarks).
 struct Timing {
@@ -200,8 +208,9 @@ struct Timing {
 struct ImageLatentTransformerImpl : torch::nn::Module {
   explicit ImageLatentTransformerImpl(const ModelConfig& c);
 
-  // Word vectors of the batch's words: [B, L, Dl] (fusion of the present encoders).
-  torch::Tensor embed_words(const Batch& b, const ForwardOptions& o, Timing* t = nullptr);
+  // Word vectors of the batch's words: [B, L, Dl] (fusion of the present encoders). distinct:
+  // also each distinct word's vector [N, Dl], without modality dropout.
+  torch::Tensor embed_words(const Batch& b, const ForwardOptions& o, Timing* t = nullptr, torch::Tensor* distinct = nullptr);
   // Latent transformer over word vectors with the batch's masks.
   torch::Tensor latent_forward(const torch::Tensor& words, const Batch& b);
   // Latent states [..., Dl] -> the bytes decoder's first position [..., Dd] (Linear, norm).
@@ -224,11 +233,17 @@ struct ImageLatentTransformerImpl : torch::nn::Module {
                        const ForwardOptions& o, ForwardOutput* out, torch::Tensor& word_nats, torch::Tensor& word_correct,
                        torch::Tensor& word_exact);
 
+  // The autoencoding loss (config.autoencode): the bytes decoder spells each distinct word of
+  // the batch from to_decoder(latent.norm(its vector)), distinct [N, Dl] from embed_words; sets
+  // out's autoencode_nats and autoencode_targets.
+  void autoencode_loss(const torch::Tensor& distinct, const Batch& b, ForwardOutput* out);
+
   // Model FLOPs of one forward pass over this batch (matmuls and attention, x2 per MAC): the
   // work done, with each distinct word of the batch encoded once; every_occurrence: as if the
   // encoders ran on every word occurrence (the model's FLOPs, whatever the batch; experiments
-  // compare architectures on this).
-  double forward_flops(const Batch& b, bool every_occurrence = false) const;
+  // compare architectures on this). training: with the autoencoding loss's decoder pass where
+  // the config has one (over the same words as the encoders).
+  double forward_flops(const Batch& b, bool every_occurrence = false, bool training = false) const;
 
   ModelConfig config;
   ImageEncoder image_encoder{nullptr};

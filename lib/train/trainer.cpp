@@ -632,6 +632,8 @@ int train(const TrainOptions& opt_in) {
     // (data-parallel ranks add theirs before that division). The loss, the gradient norm
     // and whether the step was finite stay on the device until a sync point (below).
     torch::Tensor nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));
+    torch::Tensor ae_nats = torch::zeros({}, torch::dtype(torch::kFloat).device(dev));  // autoencoding loss
+    double ae_targets = 0;
     double label_bytes = 0, targets = 0, step_words = 0, step_bytes = 0, step_flops = 0, step_model_flops = 0;
     for (int micro = 0; micro < o.grad_accum; ++micro) {
       auto t_wait = Clock::now();
@@ -645,14 +647,18 @@ int train(const TrainOptions& opt_in) {
       }
       // The last micro-batch's backward pass all-reduces gradient buckets as they fill.
       if (micro == o.grad_accum - 1) dp.arm_gradients();
-      if (out.target_bytes > 0) out.nats.backward();  // a batch of prefix blocks only has none
+      if (auto objective = training_nats(out, model->config); objective.defined()) objective.backward();
+      if (out.autoencode_nats.defined()) {
+        ae_nats = ae_nats + out.autoencode_nats.detach().to(torch::kFloat);
+        ae_targets += double(out.autoencode_targets);
+      }
       nats = nats + out.nats.detach().to(torch::kFloat);
       targets += double(out.target_bytes);
       label_bytes += double(b->label_bytes);
       step_words += double(b->words);
       step_bytes += double(b->label_bytes);
-      step_flops += 3 * model->forward_flops(*b);
-      step_model_flops += 3 * model->forward_flops(*b, /*every_occurrence=*/true);
+      step_flops += 3 * model->forward_flops(*b, false, /*training=*/true);
+      step_model_flops += 3 * model->forward_flops(*b, /*every_occurrence=*/true, /*training=*/true);
     }
     if (dp.active()) {
       // Gradients and loss summed over ranks; counts too (host values, over Gloo), so that the
@@ -661,9 +667,11 @@ int train(const TrainOptions& opt_in) {
       // then skips the step alike.
       dp.reduce_gradients();
       dp.allreduce(nats);
-      auto counts =
-          torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops, step_model_flops}, torch::kDouble);
+      if (model->config.autoencode > 0) dp.allreduce(ae_nats);
+      auto counts = torch::tensor({targets, label_bytes, step_words, step_bytes, step_flops, step_model_flops, ae_targets},
+                                  torch::kDouble);
       dp.allreduce(counts);
+      ae_targets = counts[6].item<double>();
       targets = counts[0].item<double>();
       label_bytes = counts[1].item<double>();
       step_words = counts[2].item<double>();
@@ -726,6 +734,8 @@ int train(const TrainOptions& opt_in) {
                           {"model_flops", window_model_flops}, {"text_bytes", window_bytes}, {"words", window_words}};
       // Share of the last step's gradient buckets whose all-reduce started during backward.
       if (dp.active()) m["allreduce_overlap"] = dp.gradient_overlap();
+      // The autoencoding loss of the step (nats per spelled byte), where the model has one.
+      if (model->config.autoencode > 0) m["autoencode_loss"] = ae_nats.item<double>() / std::max(1.0, ae_targets);
       log_metrics(m);
       if (!lead) {
       } else if (tty) {

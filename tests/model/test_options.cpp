@@ -7,6 +7,7 @@
 
 using namespace ilt;
 using namespace ilt::test;
+namespace F = torch::nn::functional;
 
 namespace {
 // The welt-tiny preset's choices (every current-reference option on) at test_config()'s sizes.
@@ -165,4 +166,68 @@ TEST_CASE("options: modality dropout per call drops whole parts and rescales the
   INFO(counts);
   CHECK(seen.count("other") == 0);
   for (const char* k : {"both", "image", "bytes", "none"}) CHECK(seen.count(k) == 1);  // each happens at p = 0.5
+}
+
+TEST_CASE("options: autoencode spells each distinct word from its own vector, in training only") {
+  torch::set_num_threads(1);
+  ModelConfig c = test_config();
+  c.modality_dropout = 0;  // the distinct vectors equal the occurrences'
+  c.autoencode = 0.5;
+  auto m = make(c, 10);
+  auto off = make(test_config(), 10);  // same weights, no autoencoding
+  Words w;
+  Batch b = w.batch({{"the cat sat on the mat", "x y"}, {"a b the"}});
+  torch::NoGradGuard g;
+  CHECK_FALSE(m->forward(b).autoencode_nats.defined());  // evaluation: the next-word loss only
+  m->train();
+  off->train();
+  ForwardOutput out = m->forward(b), plain = off->forward(b);
+  REQUIRE(out.autoencode_nats.defined());
+  CHECK_FALSE(plain.autoencode_nats.defined());
+  CHECK(torch::allclose(out.nats, plain.nats, 1e-5, 1e-5));  // the next-word loss is unchanged
+  // By hand, word by word: the decoder over [to_decoder(norm(fuse(encoders))), BOS, word] (the
+  // padded path, one word at a time), targets the word and EOS.
+  auto bytes = b.unique_word_bytes;  // [N, T]: BOS + word + EOS
+  auto parts = torch::cat({m->image_encoder(b.image_patches, b.image_patch_counts), m->bytes_encoder(bytes)}, 1);
+  auto h = m->to_decoder(m->latent->norm(m->fuse(parts)));  // [N, Dd]
+  double nats = 0;
+  int64_t targets = 0;
+  for (int64_t n = 0; n < bytes.size(0); ++n) {
+    int64_t len = bytes[n].ne(0).nonzero().max().item<int64_t>() + 1;
+    auto x = torch::cat({h[n].unsqueeze(0), m->decoder_embed(bytes[n].narrow(0, 0, len - 1))}).unsqueeze(0);
+    auto y = m->decoder(x, torch::Tensor(), true, torch::arange(len, torch::kLong).unsqueeze(0))[0];
+    auto logits = m->byte_logits(y.narrow(0, 1, len - 1));
+    nats += F::cross_entropy(logits, bytes[n].narrow(0, 1, len - 1).to(torch::kLong),
+                             F::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+    targets += len - 1;
+  }
+  CHECK(out.autoencode_targets == targets);
+  CHECK(std::abs(out.autoencode_nats.item<double>() - nats) < 1e-4 * nats);
+  // The objective adds it with its weight; FLOPs count its decoder pass in training only.
+  CHECK(std::abs(training_nats(out, c).item<double>() - (plain.nats.item<double>() + 0.5 * nats)) < 1e-4 * nats);
+  CHECK(torch::allclose(training_nats(plain, test_config()), plain.nats));
+  CHECK(m->forward_flops(b, false, true) > m->forward_flops(b));
+  CHECK(m->forward_flops(b) == off->forward_flops(b, false, true));
+}
+
+TEST_CASE("options: autoencode's loss reaches the encoders and the decoder, not the latent's blocks") {
+  torch::set_num_threads(1);
+  ModelConfig c = test_config();
+  c.modality_dropout = 0;
+  c.autoencode = 1;
+  auto m = make(c, 11);
+  m->train();
+  Words w;
+  ForwardOutput out = m->forward(w.batch({{"the cat sat on the mat"}}));
+  out.autoencode_nats.backward();
+  auto grads = m->named_parameters(true);
+  for (const char* n : {"fuse.weight", "latent.norm.weight", "latent_to_decoder.weight", "bytes_encoder.embed.byte_table",
+                        "image_encoder.patch_embed.weight", "decoder.blocks.0.qkv.weight"}) {
+    INFO(n);
+    REQUIRE(grads.find(n) != nullptr);
+    REQUIRE(grads[n].grad().defined());
+    CHECK(grads[n].grad().abs().sum().item<double>() > 0);
+  }
+  auto q = grads["latent.blocks.0.qkv.weight"].grad();
+  CHECK((!q.defined() || q.abs().sum().item<double>() == 0));
 }

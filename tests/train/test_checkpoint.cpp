@@ -153,6 +153,19 @@ TEST_CASE("model config: format_version, options and their errors") {
   nlohmann::json no_mlp = to_json(rs);
   no_mlp["latent"].erase("mlp");
   CHECK(model_config_from_json(no_mlp, "old/config.json", 2).latent.mlp == "swiglu");
+  // autoencode (version 5): written, read back; a config of an older version that lacks it has
+  // the loss off, whatever today's preset default; a negative weight and a bytes-lm refused.
+  CHECK(j.contains("autoencode"));
+  CHECK(model_config_from_json({{"preset", "tiny"}, {"autoencode", 2.5}}).autoencode == 2.5);
+  CHECK(model_config_from_json(to_json(model_config_from_json({{"autoencode", 2.5}}))).autoencode == 2.5);
+  nlohmann::json v4 = j;
+  v4.erase("autoencode");
+  v4["format_version"] = 4;
+  CHECK(model_config_from_json(v4, "old/config.json").autoencode == 0);
+  CHECK(ILT_ERROR_OF(model_config_from_json({{"autoencode", -1}}, "x.json")).find("autoencode must be in") !=
+        std::string::npos);
+  CHECK(ILT_ERROR_OF(model_config_from_json({{"preset", "bytes-lm-tiny"}, {"autoencode", 1}}, "x.json"))
+            .find("autoencode needs an ILT") != std::string::npos);
   nlohmann::json bad_mlp = to_json(rs);
   bad_mlp["latent"]["mlp"] = "relu";
   CHECK(ILT_ERROR_OF(model_config_from_json(bad_mlp, "x.json")).find("key /latent/mlp: 'relu' is not one of swiglu, gelu") !=

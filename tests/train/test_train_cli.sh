@@ -22,7 +22,7 @@ check "metrics carry throughput and FLOP/s" grep -q '"flops_per_s"' full/metrics
 check "checkpoint files" bash -c "for f in config.json model.safetensors optimizer.safetensors trainer.json rng.pt; do test -s full/step-0000008/\$f || exit 1; done"
 check "trainer.json and config.json carry format versions" "$py" -c "
 import json; t = json.load(open('full/step-0000008/trainer.json')); c = json.load(open('full/step-0000008/config.json'))
-assert t['format_version'] == 2 and c['model']['format_version'] == 4, (t, c['model'])"
+assert t['format_version'] == 2 and c['model']['format_version'] == 5, (t, c['model'])"
 check "latest names the newest" grep -q step-0000008 full/latest
 check "no temporary directories" bash -c "! ls full | grep -q tmp"
 check "config records renderer fonts" grep -q NotoSans-Regular.ttf full/step-0000008/config.json
@@ -126,6 +126,18 @@ check "gradient accumulation: the same losses as one batch" "$py" -c "
 import json
 a, b = ([r['loss'] for r in map(json.loads, open(d + '/metrics.jsonl')) if r['split'] == 'train'] for d in ('accum-4x1', 'accum-2x2'))
 assert len(a) == 3 and all(abs(x - y) < 1e-4 * x for x, y in zip(a, b)), (a, b)"
+
+# The autoencoding loss (config autoencode): logged per step; the first step's next-word loss is
+# the plain model's (same seed, same weights), the later ones differ (its gradient was added).
+echo '{"preset": "tiny", "modality_dropout": 0, "autoencode": 1}' > ae.json
+"$bin/ilt-train" --train d.train.examples --config ae.json --output ae --batch-size 4 --threads 1 --seed 5 --max-steps 3 \
+  --log-every 1 2>/dev/null
+check "autoencode: its loss logged, the first step equal to the plain model's, then not" "$py" -c "
+import json, math
+ae, plain = ([r for r in map(json.loads, open(d + '/metrics.jsonl')) if r['split'] == 'train'] for d in ('ae', 'accum-4x1'))
+assert all(0 < r['autoencode_loss'] < 10 for r in ae) and not any('autoencode_loss' in r for r in plain), ae
+assert abs(ae[0]['loss'] - plain[0]['loss']) < 1e-6 * plain[0]['loss'] and ae[2]['loss'] != plain[2]['loss'], (ae, plain)
+assert ae[0]['model_flops'] > plain[0]['model_flops'], 'training FLOPs count the autoencoding pass'"
 
 # Determinism: same seed and data, same bytes; another seed, other weights.
 train --output again 2>/dev/null
